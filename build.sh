@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# paritylab's one entry point. On a fresh Debian machine:
+#   ./build.sh serve   build everything and serve the page on http://127.0.0.1:8080/
+#   ./build.sh test    run every test suite (native, wasm in headless Chromium, page end to end)
+# Other commands: setup, build, wasm, help.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# The wasm-bindgen CLI must match the crate exactly (Cargo.lock is the source of truth).
+wasm_bindgen_version() {
+  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock
+}
+
+ST_FLAGS='-C target-feature=+simd128'
+# Current nightly no longer makes +atomics imply shared memory: the linker flags are required, or
+# every worker silently gets its own memory. Up to 4 GiB, the wasm32 limit.
+MT_FLAGS='-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 -C link-arg=--shared-memory
+ -C link-arg=--max-memory=4294967296 -C link-arg=--import-memory -C link-arg=--export=__wasm_init_tls
+ -C link-arg=--export=__tls_size -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base'
+MT_FLAGS=$(echo $MT_FLAGS)
+BUILD_STD='-Z build-std=panic_abort,std'
+CHROME_ARGS='--no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking --disable-component-update --disable-sync'
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+cmd_setup() {
+  log "setup: rust targets and components"
+  rustup target add wasm32-unknown-unknown >/dev/null
+  rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+  rustup component add rust-src --toolchain nightly >/dev/null
+  rustup target add wasm32-unknown-unknown --toolchain nightly >/dev/null
+  rustup component add rustfmt clippy >/dev/null
+
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || ! command -v wasm-objdump >/dev/null; then
+    log "setup: chromium, chromium-driver and wabt from apt"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver wabt >/dev/null
+  fi
+
+  local want; want=$(wasm_bindgen_version)
+  [ -n "$want" ] || die "cannot find the wasm-bindgen version in Cargo.lock"
+  if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $want" ]; then
+    log "setup: wasm-bindgen-cli $want (a few minutes, once)"
+    # Not --locked: the CLI's own lockfile pins a yanked crate.
+    cargo install wasm-bindgen-cli --version "$want" --force
+  fi
+  if ! command -v wasm-pack >/dev/null; then
+    log "setup: wasm-pack (a few minutes, once)"
+    cargo install wasm-pack --locked
+  fi
+
+  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    log "setup: npm packages (playwright-core, binaryen)"
+    npm ci --no-audit --no-fund
+  fi
+}
+
+# Build one wasm flavour into www/pkg-<st|mt> and optimise it with binaryen's wasm-opt.
+build_wasm() {
+  local flavour=$1
+  if [ "$flavour" = st ]; then
+    log "wasm: single-threaded SIMD build (stable)"
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$ST_FLAGS" \
+      cargo build --lib --release --target wasm32-unknown-unknown --target-dir target/st
+  else
+    log "wasm: multi-threaded SIMD build (nightly, atomics, shared memory)"
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$MT_FLAGS" \
+      cargo +nightly build --lib --release --target wasm32-unknown-unknown --target-dir target/mt \
+      --features threads $BUILD_STD
+  fi
+  rm -rf "www/pkg-$flavour"
+  wasm-bindgen --target web --out-dir "www/pkg-$flavour" "target/$flavour/wasm32-unknown-unknown/release/paritylab.wasm"
+  local wasm="www/pkg-$flavour/paritylab_bg.wasm"
+  local flags=(--enable-simd --enable-bulk-memory --enable-mutable-globals --enable-nontrapping-float-to-int --enable-sign-ext)
+  [ "$flavour" = mt ] && flags+=(--enable-threads)
+  node_modules/.bin/wasm-opt -O3 "${flags[@]}" "$wasm" -o "$wasm.opt" && mv "$wasm.opt" "$wasm"
+  if [ "$flavour" = mt ]; then
+    wasm-objdump -x -j Import "$wasm" | grep -q 'memory.*shared' || die "the threaded build has no shared memory"
+  fi
+  log "wasm: www/pkg-$flavour/paritylab_bg.wasm is $(stat -c %s "$wasm") bytes"
+}
+
+cmd_wasm() { build_wasm st; build_wasm mt; }
+
+cmd_build() {
+  cmd_wasm
+  log "native: release CLI"
+  cargo build --release --bin paritylab
+}
+
+cmd_serve() {
+  cmd_setup
+  cmd_build
+  log "serving the playground at http://127.0.0.1:${PORT:-8080}/ (Ctrl-C to stop)"
+  exec target/release/paritylab serve --dir www --port "${PORT:-8080}" "$@"
+}
+
+# Browser tests of the wasm API through wasm-pack (which drives chromedriver + Chromium).
+wasm_browser_tests() {
+  export CHROMEDRIVER=/usr/bin/chromedriver
+  log "test: wasm Session API in headless Chromium, single-threaded build"
+  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$ST_FLAGS" \
+    wasm-pack test --headless --chrome --mode no-install -- --test wasm --target-dir target/st-test
+  log "test: wasm Session API in headless Chromium, threaded build"
+  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$MT_FLAGS" RUSTUP_TOOLCHAIN=nightly \
+    wasm-pack test --headless --chrome --mode no-install -- --test wasm --target-dir target/mt-test \
+    --features threads $BUILD_STD
+}
+
+cmd_test() {
+  cmd_setup
+  local started=$SECONDS
+  log "test: formatting and lints"
+  cargo fmt --check || die "cargo fmt --check failed: run cargo fmt"
+  cargo clippy --all-targets --quiet -- -D warnings
+  log "test: native (cargo test)"
+  cargo test --all-targets
+  cargo test --doc
+  cmd_build
+  wasm_browser_tests
+  log "test: the page end to end (Playwright, Debian chromium)"
+  mkdir -p artifacts/screenshots
+  PARITYLAB_BIN=target/release/paritylab CHROME_ARGS="$CHROME_ARGS" node --test --test-concurrency=1 tests/e2e/
+  log "all tests passed in $((SECONDS - started)) s (screenshots in artifacts/screenshots)"
+}
+
+usage() {
+  sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+case "${1:-help}" in
+  setup) cmd_setup ;;
+  wasm) cmd_setup; cmd_wasm ;;
+  build) cmd_setup; cmd_build ;;
+  serve) shift; cmd_serve "$@" ;;
+  test) cmd_test ;;
+  help|-h|--help) usage ;;
+  *) usage; die "unknown command: $1" ;;
+esac

@@ -1,0 +1,24 @@
+//! paritylab: run two forward paths of one decoder LLM on identical GGUF weights and show where
+//! and why they diverge.
+//!
+//! This crate is the engine shared by the CLI (`src/bin/paritylab`) and the web page (`wasm`):
+//! - [`gguf`]: the GGUF container (reader, writer);
+//! - [`ggml`]: the tensor types and their block geometry;
+//! - [`quant`]: block layouts and dequantisation to f32;
+//! - [`inspect`]: a serialisable description of a GGUF file (what `paritylab inspect --json` prints
+//!   and what the page shows), and per-tensor statistics;
+//! - [`synth`]: synthetic models from a spec and a seed (the page's default: the source issue's
+//!   reproducer).
+
+pub mod arch;
+pub mod error;
+pub mod ggml;
+pub mod gguf;
+pub mod inspect;
+pub mod quant;
+pub mod synth;
+
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
+
+pub use error::{Error, Result};

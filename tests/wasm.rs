@@ -1,0 +1,130 @@
+//! The wasm `Session` API in a real browser (headless Chromium), in both builds: the single-threaded
+//! one, and the threaded one (`--features threads`), where a rayon pool of web workers must start
+//! and actually run on more than one thread.
+#![cfg(target_arch = "wasm32")]
+
+use paritylab::gguf::Gguf;
+use paritylab::inspect;
+use paritylab::wasm::{build_info, pool_thread_indices, Session};
+use wasm_bindgen::JsValue;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+static GQA_Q8: &[u8] = include_bytes!("../../shared/reference/gguf/qwen3_gqa.q8_0.gguf");
+static QUANT: &[u8] = include_bytes!("../../shared/reference/quant/quant_vectors.gguf");
+
+/// In the threaded build, start the pool (once) before anything touches rayon.
+async fn ready() {
+    #[cfg(feature = "threads")]
+    {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static STARTED: AtomicBool = AtomicBool::new(false);
+        if !STARTED.swap(true, Ordering::SeqCst) {
+            wasm_bindgen_futures::JsFuture::from(paritylab::wasm::init_thread_pool(2))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+fn json(v: &JsValue) -> serde_json::Value {
+    let text: String = js_sys::JSON::stringify(v).unwrap().into();
+    let mut v = serde_json::from_str(&text).unwrap();
+    numbers_as_f64(&mut v);
+    v
+}
+
+/// JavaScript has one number type: compare numbers as f64 (and -0 as 0, since JSON.stringify writes
+/// -0 as 0).
+fn numbers_as_f64(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Number(n) => *v = serde_json::json!(n.as_f64().unwrap() + 0.0),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(numbers_as_f64),
+        serde_json::Value::Object(map) => map.values_mut().for_each(numbers_as_f64),
+        _ => {}
+    }
+}
+
+/// `value` as the JSON text the CLI prints, parsed back, numbers as a JS caller sees them.
+fn via_text<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    let mut v = serde_json::from_str(&serde_json::to_string(value).unwrap()).unwrap();
+    numbers_as_f64(&mut v);
+    v
+}
+
+fn message(e: wasm_bindgen::JsError) -> String {
+    js_sys::Error::from(JsValue::from(e)).message().into()
+}
+
+#[wasm_bindgen_test]
+async fn load_returns_what_inspect_json_prints() {
+    ready().await;
+    let mut s = Session::new();
+    let got = json(&s.load(GQA_Q8.to_vec()).unwrap());
+    let want = via_text(&inspect::inspect(&Gguf::parse(GQA_Q8).unwrap()));
+    assert_eq!(got, want);
+    assert_eq!(got["architecture"], "qwen3");
+    assert_eq!(got["tensors"].as_array().unwrap().len(), 24);
+    assert_eq!(got["tensors"][1]["dims"], serde_json::json!([64.0]));
+}
+
+#[wasm_bindgen_test]
+async fn errors_carry_the_library_messages_and_the_session_recovers() {
+    ready().await;
+    let mut s = Session::new();
+    let err = message(s.load(b"this is not a model".to_vec()).unwrap_err());
+    assert!(err.starts_with("not a GGUF file"), "{err}");
+    let truncated = message(s.load(GQA_Q8[..GQA_Q8.len() / 2].to_vec()).unwrap_err());
+    let lib = Gguf::parse(&GQA_Q8[..GQA_Q8.len() / 2])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(truncated, lib);
+    assert!(message(s.tensor_stats("token_embd.weight").unwrap_err()).contains("no model"));
+    // A good file after bad ones.
+    s.load(GQA_Q8.to_vec()).unwrap();
+    assert!(message(s.tensor_stats("nope").unwrap_err()).contains("no tensor named \"nope\""));
+}
+
+#[wasm_bindgen_test]
+async fn tensor_stats_decode_every_supported_type() {
+    ready().await;
+    let mut s = Session::new();
+    s.load(QUANT.to_vec()).unwrap();
+    let g = Gguf::parse(QUANT).unwrap();
+    for t in &g.tensors {
+        let got = json(&s.tensor_stats(t.name).unwrap());
+        let want = via_text(&inspect::tensor_stats(t).unwrap());
+        assert_eq!(got, want, "{}", t.name);
+    }
+}
+
+#[wasm_bindgen_test]
+async fn synthetic_default_loads() {
+    ready().await;
+    let mut s = Session::new();
+    let info = json(&s.load_synthetic("").unwrap());
+    assert_eq!(info["architecture"], "qwen3");
+    let bytes = s.file_bytes().unwrap();
+    assert_eq!(
+        bytes,
+        paritylab::synth::generate(&paritylab::synth::SynthSpec::source_issue()).unwrap()
+    );
+}
+
+#[wasm_bindgen_test]
+async fn build_reports_simd_and_its_threads() {
+    ready().await;
+    let info = json(&build_info().unwrap());
+    assert_eq!(info["simd"], true);
+    let threads = pool_thread_indices();
+    if cfg!(feature = "threads") {
+        assert_eq!(info["threads_build"], true);
+        assert_eq!(info["threads"].as_f64(), Some(2.0));
+        assert_eq!(threads, [0, 1], "both pool threads ran a task");
+    } else {
+        assert_eq!(info["threads_build"], false);
+        assert_eq!(info["threads"].as_f64(), Some(1.0));
+        assert_eq!(threads.len(), 1);
+    }
+}

@@ -1,0 +1,77 @@
+// The module worker that owns the wasm engine. The page never blocks on compute: it sends
+// messages here and gets results back.
+//
+// Protocol: the page sends {id, type, ...}; the worker answers {id, type: 'result', value} or
+// {id, type: 'error', message}. Once at start it posts {type: 'ready', env} or {type: 'fatal', message}.
+
+// A tiny module using a SIMD instruction (i8x16.popcnt): validates only where wasm SIMD exists.
+const SIMD_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11,
+]);
+
+let engine = null; // the imported wasm-bindgen module
+let session = null;
+
+async function start() {
+  const simd = WebAssembly.validate(SIMD_PROBE);
+  if (!simd) {
+    throw new Error('This browser does not support WebAssembly SIMD, which paritylab needs. Use a current Chrome, Edge, Firefox or Safari.');
+  }
+  // Threads need SharedArrayBuffer, which browsers only give to cross-origin isolated pages.
+  const isolated = self.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function';
+  const build = isolated ? 'mt' : 'st';
+  engine = await import(`./pkg-${build}/paritylab.js`);
+  await engine.default();
+  let threads = 1;
+  if (build === 'mt') {
+    const cores = navigator.hardwareConcurrency || 2;
+    threads = Math.min(Math.max(cores, 2), 16);
+    // Must come before any other rayon use, or rayon builds a default pool first.
+    await engine.initThreadPool(threads);
+  }
+  session = new engine.Session();
+  const info = engine.build_info();
+  return {
+    build,
+    isolated,
+    simd: info.simd,
+    threads: info.threads,
+    version: info.version,
+    poolThreads: engine.pool_thread_indices().length,
+  };
+}
+
+function handle(msg) {
+  switch (msg.type) {
+    case 'load':
+      return { value: session.load(new Uint8Array(msg.bytes)) };
+    case 'synthetic':
+      return { value: session.load_synthetic(msg.spec || '') };
+    case 'tensor_stats':
+      return { value: session.tensor_stats(msg.name) };
+    case 'file_bytes': {
+      const bytes = session.file_bytes();
+      return { value: bytes.buffer, transfer: [bytes.buffer] };
+    }
+    default:
+      throw new Error(`unknown request type ${JSON.stringify(msg.type)}`);
+  }
+}
+
+const ready = start();
+
+self.onmessage = async (event) => {
+  const msg = event.data;
+  try {
+    await ready;
+    const { value, transfer } = handle(msg);
+    self.postMessage({ id: msg.id, type: 'result', value }, transfer || []);
+  } catch (err) {
+    self.postMessage({ id: msg.id, type: 'error', message: String(err && err.message ? err.message : err) });
+  }
+};
+
+ready.then(
+  (env) => self.postMessage({ type: 'ready', env }),
+  (err) => self.postMessage({ type: 'fatal', message: String(err && err.message ? err.message : err) }),
+);
