@@ -85,10 +85,7 @@ ggml_types! {
 impl GgmlType {
     /// Parse a type name as ggml prints it (case-insensitive: `q8_0`, `Q4_K`, `bf16`).
     pub fn from_name(name: &str) -> Option<GgmlType> {
-        GgmlType::ALL
-            .iter()
-            .copied()
-            .find(|t| t.name().eq_ignore_ascii_case(name))
+        GgmlType::ALL.iter().copied().find(|t| t.name().eq_ignore_ascii_case(name))
     }
 
     /// Bytes taken by one row of `n` values, or `None` when `n` is not a whole number of blocks
@@ -102,11 +99,7 @@ impl GgmlType {
 
     /// A comma-separated list of all known `id name` pairs, for error messages.
     pub fn known_list() -> String {
-        GgmlType::ALL
-            .iter()
-            .map(|t| format!("{} {}", t.id(), t.name()))
-            .collect::<Vec<_>>()
-            .join(", ")
+        GgmlType::ALL.iter().map(|t| format!("{} {}", t.id(), t.name())).collect::<Vec<_>>().join(", ")
     }
 }
 

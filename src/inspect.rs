@@ -99,19 +99,8 @@ pub struct TypeCount {
 
 /// Describe a parsed file.
 pub fn inspect(g: &Gguf<'_>) -> Inspection {
-    let text = |key: &str| {
-        g.get(key)
-            .and_then(Value::as_gstr)
-            .map(|s| s.lossy().into_owned())
-    };
-    let metadata = g
-        .metadata
-        .iter()
-        .map(|(k, v)| MetaEntry {
-            key: (*k).to_string(),
-            value: summarise(v),
-        })
-        .collect();
+    let text = |key: &str| g.get(key).and_then(Value::as_gstr).map(|s| s.lossy().into_owned());
+    let metadata = g.metadata.iter().map(|(k, v)| MetaEntry { key: (*k).to_string(), value: summarise(v) }).collect();
     let tensors: Vec<TensorEntry> = g
         .tensors
         .iter()
@@ -161,13 +150,7 @@ pub fn inspect(g: &Gguf<'_>) -> Inspection {
 
 /// A JSON rendering of one value, arrays and long strings cut to a preview.
 pub fn summarise(v: &Value<'_>) -> ValueSummary {
-    let plain = |value: Json| ValueSummary {
-        ty: v.value_type(),
-        elem_type: None,
-        len: None,
-        value,
-        truncated: false,
-    };
+    let plain = |value: Json| ValueSummary { ty: v.value_type(), elem_type: None, len: None, value, truncated: false };
     match v {
         Value::String(s) => {
             let text = s.lossy();
@@ -191,9 +174,7 @@ fn summarise_array(a: &Array<'_>) -> ValueSummary {
         .iter()
         .take(ARRAY_PREVIEW)
         .map(|item| match &item {
-            Value::Array(inner) => {
-                serde_json::to_value(summarise_array(inner)).unwrap_or(Json::Null)
-            }
+            Value::Array(inner) => serde_json::to_value(summarise_array(inner)).unwrap_or(Json::Null),
             Value::String(s) => {
                 let text = s.lossy();
                 Json::String(text.chars().take(STRING_PREVIEW).collect())
@@ -241,9 +222,7 @@ fn scalar_json(v: &Value<'_>) -> Json {
         Value::U64(x) => int_json(x.into()),
         Value::I64(x) => int_json(x.into()),
         // f32 -> f64 is exact; printing the f32 keeps its short form (1e-6, not 9.99999997e-7).
-        Value::F32(x) if x.is_finite() => {
-            serde_json::from_str(&x.to_string()).unwrap_or(Json::Null)
-        }
+        Value::F32(x) if x.is_finite() => serde_json::from_str(&x.to_string()).unwrap_or(Json::Null),
         Value::F32(x) => float_json(x.into()),
         Value::F64(x) => float_json(x),
         Value::Bool(b) => json!(b),
@@ -290,16 +269,8 @@ struct Partial {
 }
 
 impl Partial {
-    const EMPTY: Partial = Partial {
-        n: 0,
-        sum: 0.0,
-        sumsq: 0.0,
-        min: f64::INFINITY,
-        max: f64::NEG_INFINITY,
-        nan: 0,
-        inf: 0,
-        zeros: 0,
-    };
+    const EMPTY: Partial =
+        Partial { n: 0, sum: 0.0, sumsq: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY, nan: 0, inf: 0, zeros: 0 };
     fn add(mut self, x: f32) -> Self {
         if x.is_nan() {
             self.nan += 1;
@@ -358,11 +329,7 @@ pub fn tensor_stats(t: &Tensor<'_>) -> Result<TensorStats> {
             .map(|r| {
                 let mut h = vec![0u64; HISTOGRAM_BINS];
                 for x in decode(r)?.into_iter().filter(|x| x.is_finite()) {
-                    let bin = if width > 0.0 {
-                        ((f64::from(x) - lo) / width) as usize
-                    } else {
-                        0
-                    };
+                    let bin = if width > 0.0 { ((f64::from(x) - lo) / width) as usize } else { 0 };
                     h[bin.min(HISTOGRAM_BINS - 1)] += 1;
                 }
                 Ok(h)
@@ -374,11 +341,7 @@ pub fn tensor_stats(t: &Tensor<'_>) -> Result<TensorStats> {
             }
         }
     }
-    let first = if n_rows > 0 {
-        decode(0)?.into_iter().take(16).collect()
-    } else {
-        Vec::new()
-    };
+    let first = if n_rows > 0 { decode(0)?.into_iter().take(16).collect() } else { Vec::new() };
     let n = total.n.max(1) as f64;
     let mean = total.sum / n;
     Ok(TensorStats {
@@ -389,11 +352,7 @@ pub fn tensor_stats(t: &Tensor<'_>) -> Result<TensorStats> {
         max: if total.n > 0 { hi } else { 0.0 },
         mean,
         std: (total.sumsq / n - mean * mean).max(0.0).sqrt(),
-        abs_max: if total.n > 0 {
-            lo.abs().max(hi.abs())
-        } else {
-            0.0
-        },
+        abs_max: if total.n > 0 { lo.abs().max(hi.abs()) } else { 0.0 },
         nan: total.nan,
         inf: total.inf,
         zeros: total.zeros,

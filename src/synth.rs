@@ -80,19 +80,12 @@ impl<'de> Deserialize<'de> for GgmlTypeName {
 }
 
 fn parse_weight_type(s: &str) -> Result<GgmlTypeName> {
-    GgmlType::from_name(s)
-        .filter(|t| QUANTIZABLE.contains(t))
-        .map(GgmlTypeName)
-        .ok_or_else(|| {
-            Error::input(format!(
-                "unknown weight type {s:?}; choose one of {}",
-                QUANTIZABLE
-                    .iter()
-                    .map(|t| t.name().to_lowercase())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })
+    GgmlType::from_name(s).filter(|t| QUANTIZABLE.contains(t)).map(GgmlTypeName).ok_or_else(|| {
+        Error::input(format!(
+            "unknown weight type {s:?}; choose one of {}",
+            QUANTIZABLE.iter().map(|t| t.name().to_lowercase()).collect::<Vec<_>>().join(", ")
+        ))
+    })
 }
 
 /// Named starting points for the text form.
@@ -142,8 +135,8 @@ impl SynthSpec {
     pub fn parse(text: &str) -> Result<SynthSpec> {
         let text = text.trim();
         if text.starts_with('{') {
-            let spec: SynthSpec = serde_json::from_str(text)
-                .map_err(|e| Error::input(format!("synthetic model spec: {e}")))?;
+            let spec: SynthSpec =
+                serde_json::from_str(text).map_err(|e| Error::input(format!("synthetic model spec: {e}")))?;
             spec.validate()?;
             return Ok(spec);
         }
@@ -159,11 +152,9 @@ impl SynthSpec {
             }
         };
         for part in parts {
-            let (field, value) = part.split_once('=').ok_or_else(|| {
-                Error::input(format!(
-                    "expected field=value in the synthetic spec, got {part:?}"
-                ))
-            })?;
+            let (field, value) = part
+                .split_once('=')
+                .ok_or_else(|| Error::input(format!("expected field=value in the synthetic spec, got {part:?}")))?;
             spec.set(field.trim(), value.trim())?;
         }
         spec.validate()?;
@@ -172,19 +163,12 @@ impl SynthSpec {
 
     fn set(&mut self, field: &str, value: &str) -> Result<()> {
         fn num<T: std::str::FromStr>(field: &str, value: &str) -> Result<T> {
-            value.parse().map_err(|_| {
-                Error::input(format!(
-                    "synthetic spec: {field}={value:?} is not a valid number"
-                ))
-            })
+            value.parse().map_err(|_| Error::input(format!("synthetic spec: {field}={value:?} is not a valid number")))
         }
         match field {
             "arch" => {
                 self.arch = Arch::from_name(value).ok_or_else(|| {
-                    Error::input(format!(
-                        "unknown architecture {value:?}; supported: {}",
-                        Arch::supported_list()
-                    ))
+                    Error::input(format!("unknown architecture {value:?}; supported: {}", Arch::supported_list()))
                 })?
             }
             "vocab" => self.vocab = num(field, value)?,
@@ -200,11 +184,7 @@ impl SynthSpec {
                 self.tied = match value {
                     "true" | "1" | "yes" => true,
                     "false" | "0" | "no" => false,
-                    _ => {
-                        return Err(Error::input(format!(
-                            "synthetic spec: tied={value:?}; use true or false"
-                        )))
-                    }
+                    _ => return Err(Error::input(format!("synthetic spec: tied={value:?}; use true or false"))),
                 }
             }
             "type" => self.weight_type = parse_weight_type(value)?,
@@ -258,36 +238,23 @@ impl SynthSpec {
             }
         }
         if !self.heads.is_multiple_of(self.kv_heads) {
-            return bad(format!(
-                "heads ({}) must be a multiple of kv_heads ({})",
-                self.heads, self.kv_heads
-            ));
+            return bad(format!("heads ({}) must be a multiple of kv_heads ({})", self.heads, self.kv_heads));
         }
         if !self.head_dim.is_multiple_of(2) {
-            return bad(format!(
-                "head_dim ({}) must be even for RoPE",
-                self.head_dim
-            ));
+            return bad(format!("head_dim ({}) must be even for RoPE", self.head_dim));
         }
         if !(self.rope_base.is_finite() && self.rope_base > 1.0) {
-            return bad(format!(
-                "rope_base is {}; it must be a finite number above 1",
-                self.rope_base
-            ));
+            return bad(format!("rope_base is {}; it must be a finite number above 1", self.rope_base));
         }
         if !(self.eps.is_finite() && self.eps > 0.0 && self.eps < 1.0) {
             return bad(format!("eps is {}; it must be between 0 and 1", self.eps));
         }
         match self.dist {
-            Distribution::Normal { scale }
-                if !(scale.is_finite() && scale > 0.0 && scale <= 1e6) =>
-            {
+            Distribution::Normal { scale } if !(scale.is_finite() && scale > 0.0 && scale <= 1e6) => {
                 return bad(format!("normal scale is {scale}; it must be in (0, 1e6]"))
             }
             Distribution::Int { lo, hi } if lo > hi || lo < -1_000_000 || hi > 1_000_000 => {
-                return bad(format!(
-                    "int range {lo}..{hi} must have lo <= hi within ±1e6"
-                ))
+                return bad(format!("int range {lo}..{hi} must have lo <= hi within ±1e6"))
             }
             _ => {}
         }
@@ -304,11 +271,7 @@ impl SynthSpec {
 
     /// The tensors of this spec: (name, ggml dims fastest first, is a matrix).
     fn tensors(&self) -> Vec<(String, Vec<u64>, bool)> {
-        let (h, v, i) = (
-            u64::from(self.hidden),
-            u64::from(self.vocab),
-            u64::from(self.ffn),
-        );
+        let (h, v, i) = (u64::from(self.hidden), u64::from(self.vocab), u64::from(self.ffn));
         let q = u64::from(self.heads) * u64::from(self.head_dim);
         let kv = u64::from(self.kv_heads) * u64::from(self.head_dim);
         let hd = u64::from(self.head_dim);
@@ -376,16 +339,15 @@ fn dist_text(d: &Distribution) -> String {
 fn parse_dist(s: &str) -> Result<Distribution> {
     let parts: Vec<&str> = s.split(':').collect();
     let err = || {
-        Error::input(format!("synthetic spec: dist={s:?}; use normal:SCALE (e.g. normal:0.02) or int:LO:HI (e.g. int:-2:2)"))
+        Error::input(format!(
+            "synthetic spec: dist={s:?}; use normal:SCALE (e.g. normal:0.02) or int:LO:HI (e.g. int:-2:2)"
+        ))
     };
     match parts.as_slice() {
-        ["normal", scale] => Ok(Distribution::Normal {
-            scale: scale.parse().map_err(|_| err())?,
-        }),
-        ["int", lo, hi] => Ok(Distribution::Int {
-            lo: lo.parse().map_err(|_| err())?,
-            hi: hi.parse().map_err(|_| err())?,
-        }),
+        ["normal", scale] => Ok(Distribution::Normal { scale: scale.parse().map_err(|_| err())? }),
+        ["int", lo, hi] => {
+            Ok(Distribution::Int { lo: lo.parse().map_err(|_| err())?, hi: hi.parse().map_err(|_| err())? })
+        }
         _ => Err(err()),
     }
 }
@@ -424,28 +386,16 @@ pub fn generate(spec: &SynthSpec) -> Result<Vec<u8>> {
     let mut w = Writer::new();
     let key = |k: &str| format!("{a}.{k}");
     w.metadata("general.architecture", WriterValue::String(a.into()))
-        .metadata(
-            "general.name",
-            WriterValue::String(format!("paritylab synthetic {a}")),
-        )
+        .metadata("general.name", WriterValue::String(format!("paritylab synthetic {a}")))
         .metadata(key("context_length"), WriterValue::U32(4096))
         .metadata(key("embedding_length"), WriterValue::U32(spec.hidden))
         .metadata(key("block_count"), WriterValue::U32(spec.layers))
         .metadata(key("feed_forward_length"), WriterValue::U32(spec.ffn))
         .metadata(key("attention.head_count"), WriterValue::U32(spec.heads))
-        .metadata(
-            key("attention.head_count_kv"),
-            WriterValue::U32(spec.kv_heads),
-        )
+        .metadata(key("attention.head_count_kv"), WriterValue::U32(spec.kv_heads))
         .metadata(key("attention.key_length"), WriterValue::U32(spec.head_dim))
-        .metadata(
-            key("attention.value_length"),
-            WriterValue::U32(spec.head_dim),
-        )
-        .metadata(
-            key("attention.layer_norm_rms_epsilon"),
-            WriterValue::F32(spec.eps),
-        )
+        .metadata(key("attention.value_length"), WriterValue::U32(spec.head_dim))
+        .metadata(key("attention.layer_norm_rms_epsilon"), WriterValue::F32(spec.eps))
         .metadata(key("rope.freq_base"), WriterValue::F32(spec.rope_base))
         .metadata(key("rope.dimension_count"), WriterValue::U32(spec.head_dim))
         .metadata("paritylab.synth.version", WriterValue::U32(SYNTH_VERSION))
@@ -456,9 +406,7 @@ pub fn generate(spec: &SynthSpec) -> Result<Vec<u8>> {
         let n = dims.iter().product::<u64>() as usize;
         let is_norm = name.ends_with("norm.weight");
         let mut values = Vec::new();
-        values
-            .try_reserve_exact(n)
-            .map_err(|_| Error::input("not enough memory to generate the model"))?;
+        values.try_reserve_exact(n).map_err(|_| Error::input("not enough memory to generate the model"))?;
         for _ in 0..n {
             let x = match (spec.dist, is_norm) {
                 (Distribution::Normal { .. }, true) => 1.0 + 0.25 * rng.std_normal(),
@@ -483,8 +431,7 @@ mod tests {
 
     #[test]
     fn text_form_round_trips_and_rejects_nonsense() {
-        let s =
-            SynthSpec::parse("source-issue,type=q8_0,seed=7,dist=normal:0.5,arch=qwen2").unwrap();
+        let s = SynthSpec::parse("source-issue,type=q8_0,seed=7,dist=normal:0.5,arch=qwen2").unwrap();
         assert_eq!(s.weight_type.0, GgmlType::Q8_0);
         assert_eq!(s.dist, Distribution::Normal { scale: 0.5 });
         assert_eq!(SynthSpec::parse(&s.to_text()).unwrap(), s);
@@ -505,9 +452,7 @@ mod tests {
             let err = SynthSpec::parse(bad).unwrap_err().to_string();
             assert!(!err.is_empty(), "{bad}");
         }
-        let err = SynthSpec::parse("source-issue,color=red")
-            .unwrap_err()
-            .to_string();
+        let err = SynthSpec::parse("source-issue,color=red").unwrap_err().to_string();
         assert!(err.contains("head_dim") && err.contains("seed"), "{err}");
     }
 
@@ -520,12 +465,9 @@ mod tests {
         assert_eq!(g.tensor("blk.0.attn_q_norm.weight").unwrap().dims, [16]);
         assert_eq!(g.tensor("output.weight").unwrap().dims, [32, 64]);
         let q = crate::quant::dequantize_tensor(g.tensor("blk.0.attn_q.weight").unwrap()).unwrap();
-        assert!(q
-            .iter()
-            .all(|x| x.fract() == 0.0 && (-2.0..=2.0).contains(x)));
+        assert!(q.iter().all(|x| x.fract() == 0.0 && (-2.0..=2.0).contains(x)));
         assert!(q.iter().any(|&x| x == -2.0) && q.contains(&2.0));
-        let norm =
-            crate::quant::dequantize_tensor(g.tensor("blk.0.attn_norm.weight").unwrap()).unwrap();
+        let norm = crate::quant::dequantize_tensor(g.tensor("blk.0.attn_norm.weight").unwrap()).unwrap();
         assert!(norm.iter().all(|&x| x == 1.0 || x == 2.0));
     }
 
@@ -534,14 +476,9 @@ mod tests {
         let spec = SynthSpec::parse("source-issue,hidden=48,type=q4_0,dist=normal:0.1").unwrap();
         let g_bytes = generate(&spec).unwrap();
         let g = Gguf::parse(&g_bytes).unwrap();
-        assert_eq!(
-            g.tensor("blk.0.attn_q.weight").unwrap().ggml_type,
-            GgmlType::F16
-        ); // rows of 48
-        assert_eq!(
-            g.tensor("blk.0.attn_output.weight").unwrap().ggml_type,
-            GgmlType::Q4_0
-        ); // rows of 32
+        assert_eq!(g.tensor("blk.0.attn_q.weight").unwrap().ggml_type, GgmlType::F16); // rows of 48
+        assert_eq!(g.tensor("blk.0.attn_output.weight").unwrap().ggml_type, GgmlType::Q4_0);
+        // rows of 32
     }
 
     #[test]

@@ -73,9 +73,7 @@ impl Session {
     }
 
     fn file(&self) -> Result<&Loaded, JsError> {
-        self.loaded
-            .as_ref()
-            .ok_or_else(|| JsError::new("no model is loaded"))
+        self.loaded.as_ref().ok_or_else(|| JsError::new("no model is loaded"))
     }
 }
 

@@ -7,7 +7,11 @@ use std::process::Command;
 
 fn paritylab(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_paritylab")).args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
@@ -18,7 +22,8 @@ fn inspect_json_is_the_library_description() {
     assert_eq!(code, 0, "{stderr}");
     let got: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let bytes = common::read_reference(rel);
-    let want = serde_json::to_value(paritylab::inspect::inspect(&paritylab::gguf::Gguf::parse(&bytes).unwrap())).unwrap();
+    let want =
+        serde_json::to_value(paritylab::inspect::inspect(&paritylab::gguf::Gguf::parse(&bytes).unwrap())).unwrap();
     assert_eq!(got, want);
     assert_eq!(got["tensors"][0]["name"], "token_embd.weight");
 }

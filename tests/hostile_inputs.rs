@@ -41,11 +41,7 @@ fn measured_parse(bytes: &[u8]) -> (Result<(), String>, usize, usize) {
     COUNTING.store(true, Ordering::SeqCst);
     let result = Gguf::parse(bytes).map(|_| ()).map_err(|e| e.to_string());
     COUNTING.store(false, Ordering::SeqCst);
-    (
-        result,
-        ALLOCATED.load(Ordering::SeqCst),
-        LARGEST.load(Ordering::SeqCst),
-    )
+    (result, ALLOCATED.load(Ordering::SeqCst), LARGEST.load(Ordering::SeqCst))
 }
 
 /// Allocations allowed for a parse of `len` bytes: bookkeeping proportional to the real size (a
@@ -64,19 +60,10 @@ fn truncations_of_a_real_file_fail_cleanly_within_budget() {
     let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let bytes = common::read_reference("gguf/qwen3_tiny_tied.q8_0.gguf");
     let full = Gguf::parse(&bytes).unwrap();
-    let data_end = full
-        .tensors
-        .iter()
-        .map(|t| t.file_offset + t.n_bytes())
-        .max()
-        .unwrap() as usize;
+    let data_end = full.tensors.iter().map(|t| t.file_offset + t.n_bytes()).max().unwrap() as usize;
     for cut in 0..data_end {
         let (result, total, _) = measured_parse(&bytes[..cut]);
-        assert!(
-            result.is_err(),
-            "truncated at {cut} of {} parsed",
-            bytes.len()
-        );
+        assert!(result.is_err(), "truncated at {cut} of {} parsed", bytes.len());
         assert!(total <= budget(cut), "cut {cut}: allocated {total}");
     }
 }
@@ -84,36 +71,15 @@ fn truncations_of_a_real_file_fail_cleanly_within_budget() {
 #[test]
 fn lying_sizes_fail_within_budget() {
     let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let head = |tensors: u64, kvs: u64| {
-        [
-            b"GGUF".as_slice(),
-            &3u32.to_le_bytes(),
-            &le(tensors),
-            &le(kvs),
-        ]
-        .concat()
-    };
+    let head = |tensors: u64, kvs: u64| [b"GGUF".as_slice(), &3u32.to_le_bytes(), &le(tensors), &le(kvs)].concat();
     let mut cases: Vec<(&str, Vec<u8>)> = vec![
         ("huge tensor count", head(u64::MAX, 0)),
-        (
-            "huge metadata count",
-            [head(0, 1 << 40), vec![0; 64]].concat(),
-        ),
-        (
-            "huge key length",
-            [head(0, 1), le(u64::MAX / 2).to_vec(), vec![0; 64]].concat(),
-        ),
+        ("huge metadata count", [head(0, 1 << 40), vec![0; 64]].concat()),
+        ("huge key length", [head(0, 1), le(u64::MAX / 2).to_vec(), vec![0; 64]].concat()),
         (
             "huge string value",
-            [
-                head(0, 1),
-                le(1).to_vec(),
-                b"k".to_vec(),
-                8u32.to_le_bytes().to_vec(),
-                le(1 << 50).to_vec(),
-                vec![0; 64],
-            ]
-            .concat(),
+            [head(0, 1), le(1).to_vec(), b"k".to_vec(), 8u32.to_le_bytes().to_vec(), le(1 << 50).to_vec(), vec![0; 64]]
+                .concat(),
         ),
         (
             "huge array",
@@ -170,13 +136,7 @@ fn lying_sizes_fail_within_budget() {
         ),
     ];
     // Deeply nested arrays.
-    let mut deep = [
-        head(0, 1),
-        le(4).to_vec(),
-        b"deep".to_vec(),
-        9u32.to_le_bytes().to_vec(),
-    ]
-    .concat();
+    let mut deep = [head(0, 1), le(4).to_vec(), b"deep".to_vec(), 9u32.to_le_bytes().to_vec()].concat();
     for _ in 0..10_000 {
         deep.extend(9u32.to_le_bytes());
         deep.extend(le(1));
@@ -200,15 +160,8 @@ fn lying_sizes_fail_within_budget() {
         let (result, total, largest) = measured_parse(bytes);
         let err = result.expect_err(what);
         assert!(!err.is_empty());
-        assert!(
-            total <= budget(bytes.len()),
-            "{what}: allocated {total} for {} bytes",
-            bytes.len()
-        );
-        assert!(
-            largest <= 4 * bytes.len() + 4096,
-            "{what}: one allocation of {largest}"
-        );
+        assert!(total <= budget(bytes.len()), "{what}: allocated {total} for {} bytes", bytes.len());
+        assert!(largest <= 4 * bytes.len() + 4096, "{what}: one allocation of {largest}");
         eprintln!("{what}: {err}");
     }
 }

@@ -21,19 +21,10 @@ fn inspected(rel: &str) -> (Json, TensorTable) {
         .unwrap()
         .iter()
         .map(|t| {
-            let dims = t["dims"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d.as_u64().unwrap())
-                .collect();
+            let dims = t["dims"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect();
             (
                 t["name"].as_str().unwrap().to_string(),
-                (
-                    t["type"].as_str().unwrap().to_string(),
-                    dims,
-                    t["bytes"].as_u64().unwrap(),
-                ),
+                (t["type"].as_str().unwrap().to_string(), dims, t["bytes"].as_u64().unwrap()),
             )
         })
         .collect();
@@ -43,20 +34,11 @@ fn inspected(rel: &str) -> (Json, TensorTable) {
 /// The ggml dims each tensor of a model must have, from its HF config.
 fn expected_dims(name: &str, cfg: &Json) -> Vec<u64> {
     let g = |k: &str| cfg[k].as_u64().unwrap_or_else(|| panic!("config {k}"));
-    let (h, v, i, nh, nkv) = (
-        g("hidden_size"),
-        g("vocab_size"),
-        g("intermediate_size"),
-        g("num_attention_heads"),
-        g("num_key_value_heads"),
-    );
+    let (h, v, i, nh, nkv) =
+        (g("hidden_size"), g("vocab_size"), g("intermediate_size"), g("num_attention_heads"), g("num_key_value_heads"));
     let hd = cfg["head_dim"].as_u64().unwrap_or(h / nh);
     let suffix = name.splitn(3, '.').last().unwrap();
-    match if name.starts_with("blk.") {
-        suffix
-    } else {
-        name
-    } {
+    match if name.starts_with("blk.") { suffix } else { name } {
         "token_embd.weight" | "output.weight" => vec![h, v],
         "output_norm.weight" | "attn_norm.weight" | "ffn_norm.weight" => vec![h],
         "attn_q.weight" => vec![h, nh * hd],
@@ -87,17 +69,10 @@ fn tiny_models_match_the_manifest() {
             for (name, ty) in want {
                 let (got_ty, dims, _) = &tensors[name];
                 assert_eq!(got_ty, ty.as_str().unwrap(), "{rel}: {name} type");
-                assert_eq!(
-                    dims,
-                    &expected_dims(name, &m["config"]),
-                    "{rel}: {name} dims"
-                );
+                assert_eq!(dims, &expected_dims(name, &m["config"]), "{rel}: {name} dims");
             }
             assert_eq!(json["architecture"], m["arch"], "{rel}");
-            assert_eq!(
-                json["summary"]["tensor_count"].as_u64().unwrap() as usize,
-                want.len()
-            );
+            assert_eq!(json["summary"]["tensor_count"].as_u64().unwrap() as usize, want.len());
             files += 1;
             eprintln!("{model} {qtype}: {} tensors ok", want.len());
         }
@@ -113,11 +88,7 @@ fn w256_models_and_quant_vectors_match_the_manifest() {
         for (_qtype, f) in m["gguf"].as_object().unwrap() {
             let rel = format!("w256/{}", f["path"].as_str().unwrap());
             let bytes = common::read_reference(&rel);
-            assert_eq!(
-                bytes.len() as u64,
-                f["bytes"].as_u64().unwrap(),
-                "{rel} size"
-            );
+            assert_eq!(bytes.len() as u64, f["bytes"].as_u64().unwrap(), "{rel} size");
             let (json, tensors) = inspected(&rel);
             let listed = f["tensors"].as_array().unwrap();
             assert_eq!(listed.len(), tensors.len(), "{rel}");
@@ -125,12 +96,7 @@ fn w256_models_and_quant_vectors_match_the_manifest() {
                 let name = t["name"].as_str().unwrap();
                 let (ty, dims, n_bytes) = &tensors[name];
                 assert_eq!(ty, t["ggml_type"].as_str().unwrap(), "{rel}: {name}");
-                let ne: Vec<u64> = t["ne"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|d| d.as_u64().unwrap())
-                    .collect();
+                let ne: Vec<u64> = t["ne"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect();
                 assert_eq!(dims, &ne, "{rel}: {name}");
                 assert_eq!(*n_bytes, t["n_bytes"].as_u64().unwrap(), "{rel}: {name}");
             }
@@ -145,12 +111,7 @@ fn w256_models_and_quant_vectors_match_the_manifest() {
     for (name, t) in q["tensors"].as_object().unwrap() {
         let (ty, dims, _) = &tensors[name];
         assert_eq!(ty, t["ggml_type"].as_str().unwrap());
-        let ne: Vec<u64> = t["ne"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_u64().unwrap())
-            .collect();
+        let ne: Vec<u64> = t["ne"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect();
         assert_eq!(dims, &ne);
     }
 }
@@ -158,20 +119,12 @@ fn w256_models_and_quant_vectors_match_the_manifest() {
 #[test]
 fn real_vocabulary_arrays_are_summarised() {
     let (json, _) = inspected("gguf/qwen3_realvocab.q8_0.gguf");
-    let tokens = json["metadata"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["key"] == "tokenizer.ggml.tokens")
-        .unwrap();
+    let tokens = json["metadata"].as_array().unwrap().iter().find(|e| e["key"] == "tokenizer.ggml.tokens").unwrap();
     assert_eq!(tokens["type"], "array");
     assert_eq!(tokens["elem_type"], "string");
     assert_eq!(tokens["len"], 151936);
     assert_eq!(tokens["truncated"], true);
-    assert_eq!(
-        tokens["value"].as_array().unwrap().len(),
-        paritylab::inspect::ARRAY_PREVIEW
-    );
+    assert_eq!(tokens["value"].as_array().unwrap().len(), paritylab::inspect::ARRAY_PREVIEW);
     assert_eq!(tokens["value"][0], "!");
     // The whole description stays small.
     assert!(serde_json::to_string(&json).unwrap().len() < 64 * 1024);

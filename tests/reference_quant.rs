@@ -16,23 +16,15 @@ fn every_supported_type_is_bit_equal_to_the_reference() {
     let mut checked = Vec::new();
     for &ty in quant::SUPPORTED {
         let name = ty.name().to_lowercase();
-        let t = g
-            .tensor(&name)
-            .unwrap_or_else(|| panic!("no tensor {name}"));
+        let t = g.tensor(&name).unwrap_or_else(|| panic!("no tensor {name}"));
         assert_eq!(t.ggml_type, ty);
         assert_eq!(t.dims, [512, 4]);
         // The raw bytes in the safetensors file are the GGUF's bytes.
-        assert_eq!(
-            st.tensor(&format!("raw.{name}")).unwrap().data(),
-            t.data,
-            "{name} raw bytes"
-        );
+        assert_eq!(st.tensor(&format!("raw.{name}")).unwrap().data(), t.data, "{name} raw bytes");
         let want = common::safetensor_f32(&st, &name);
         let got = quant::dequantize_tensor(t).unwrap();
         assert_eq!(got.len(), want.len());
-        let mismatches: Vec<usize> = (0..got.len())
-            .filter(|&i| got[i].to_bits() != want[i].to_bits())
-            .collect();
+        let mismatches: Vec<usize> = (0..got.len()).filter(|&i| got[i].to_bits() != want[i].to_bits()).collect();
         assert!(
             mismatches.is_empty(),
             "{name}: {} values differ, first at {}: got {} want {}",
@@ -53,25 +45,13 @@ fn every_supported_type_is_bit_equal_to_the_reference() {
 #[test]
 fn unsupported_types_are_named_not_panicking() {
     let mut w = paritylab::gguf::Writer::new();
-    w.tensor(
-        "blk.0.attn_q.weight",
-        GgmlType::IQ2_XXS,
-        &[256, 2],
-        vec![0; 132],
-    )
-    .unwrap();
-    w.tensor("tq", GgmlType::TQ2_0, &[256], vec![0; 66])
-        .unwrap();
+    w.tensor("blk.0.attn_q.weight", GgmlType::IQ2_XXS, &[256, 2], vec![0; 132]).unwrap();
+    w.tensor("tq", GgmlType::TQ2_0, &[256], vec![0; 66]).unwrap();
     let bytes = w.to_bytes().unwrap();
     let g = Gguf::parse(&bytes).unwrap();
     for t in &g.tensors {
         let msg = quant::dequantize_tensor(t).unwrap_err().to_string();
-        assert!(
-            msg.contains(t.name)
-                && msg.contains(t.ggml_type.name())
-                && msg.contains("supported: F32"),
-            "{msg}"
-        );
+        assert!(msg.contains(t.name) && msg.contains(t.ggml_type.name()) && msg.contains("supported: F32"), "{msg}");
         assert!(paritylab::inspect::tensor_stats(t).is_err());
     }
 }
@@ -88,9 +68,6 @@ fn quantisers_write_the_reference_bytes() {
         let want = st.tensor(&format!("raw.{name}")).unwrap().data().to_vec();
         let first_diff = out.iter().zip(&want).position(|(a, b)| a != b);
         assert_eq!(out.len(), want.len(), "{name}");
-        assert!(
-            first_diff.is_none(),
-            "{name}: first differing byte {first_diff:?}"
-        );
+        assert!(first_diff.is_none(), "{name}: first differing byte {first_diff:?}");
     }
 }

@@ -21,9 +21,7 @@ async fn ready() {
         use std::sync::atomic::{AtomicBool, Ordering};
         static STARTED: AtomicBool = AtomicBool::new(false);
         if !STARTED.swap(true, Ordering::SeqCst) {
-            wasm_bindgen_futures::JsFuture::from(paritylab::wasm::init_thread_pool(2))
-                .await
-                .unwrap();
+            wasm_bindgen_futures::JsFuture::from(paritylab::wasm::init_thread_pool(2)).await.unwrap();
         }
     }
 }
@@ -76,9 +74,7 @@ async fn errors_carry_the_library_messages_and_the_session_recovers() {
     let err = message(s.load(b"this is not a model".to_vec()).unwrap_err());
     assert!(err.starts_with("not a GGUF file"), "{err}");
     let truncated = message(s.load(GQA_Q8[..GQA_Q8.len() / 2].to_vec()).unwrap_err());
-    let lib = Gguf::parse(&GQA_Q8[..GQA_Q8.len() / 2])
-        .unwrap_err()
-        .to_string();
+    let lib = Gguf::parse(&GQA_Q8[..GQA_Q8.len() / 2]).unwrap_err().to_string();
     assert_eq!(truncated, lib);
     assert!(message(s.tensor_stats("token_embd.weight").unwrap_err()).contains("no model"));
     // A good file after bad ones.
@@ -106,10 +102,7 @@ async fn synthetic_default_loads() {
     let info = json(&s.load_synthetic("").unwrap());
     assert_eq!(info["architecture"], "qwen3");
     let bytes = s.file_bytes().unwrap();
-    assert_eq!(
-        bytes,
-        paritylab::synth::generate(&paritylab::synth::SynthSpec::source_issue()).unwrap()
-    );
+    assert_eq!(bytes, paritylab::synth::generate(&paritylab::synth::SynthSpec::source_issue()).unwrap());
 }
 
 #[wasm_bindgen_test]

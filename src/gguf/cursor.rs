@@ -15,12 +15,7 @@ pub(crate) struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     pub fn new(bytes: &'a [u8]) -> Self {
-        Cursor {
-            bytes,
-            pos: 0,
-            base: 0,
-            file_len: bytes.len() as u64,
-        }
+        Cursor { bytes, pos: 0, base: 0, file_len: bytes.len() as u64 }
     }
 
     /// Current position as a file offset.
@@ -85,9 +80,6 @@ impl<'a> Cursor<'a> {
     pub fn utf8(&mut self, field: impl Fn() -> String) -> Result<&'a str> {
         let offset = self.pos();
         let bytes = self.string(&field)?;
-        std::str::from_utf8(bytes).map_err(|_| Error::InvalidUtf8 {
-            field: field(),
-            offset,
-        })
+        std::str::from_utf8(bytes).map_err(|_| Error::InvalidUtf8 { field: field(), offset })
     }
 }

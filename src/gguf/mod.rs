@@ -98,23 +98,15 @@ impl<'a> Gguf<'a> {
         // ---- header
         let magic: [u8; 4] = match c.take(4, || "the magic number".into()) {
             Ok(m) => [m[0], m[1], m[2], m[3]],
-            Err(_) => {
-                return Err(Error::BadMagic {
-                    found: describe_magic(bytes),
-                })
-            }
+            Err(_) => return Err(Error::BadMagic { found: describe_magic(bytes) }),
         };
         if magic != MAGIC {
-            return Err(Error::BadMagic {
-                found: describe_magic(bytes),
-            });
+            return Err(Error::BadMagic { found: describe_magic(bytes) });
         }
         let version = c.u32(|| "the version".into())?;
         match version {
             2 | 3 => {}
-            v if v.swap_bytes() == 2 || v.swap_bytes() == 3 => {
-                return Err(Error::BigEndian { raw: v })
-            }
+            v if v.swap_bytes() == 2 || v.swap_bytes() == 3 => return Err(Error::BigEndian { raw: v }),
             v => return Err(Error::UnsupportedVersion { version: v }),
         }
         let tensor_count_offset = c.pos();
@@ -123,13 +115,7 @@ impl<'a> Gguf<'a> {
         let kv_count = c.u64(|| "the metadata count".into())?;
 
         // ---- metadata: each entry takes at least a key length, a type and one byte of value.
-        check_count(
-            &c,
-            "the metadata count",
-            kv_count_offset,
-            kv_count,
-            8 + 4 + 1,
-        )?;
+        check_count(&c, "the metadata count", kv_count_offset, kv_count, 8 + 4 + 1)?;
         let mut metadata: Vec<(&'a str, Value<'a>)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for i in 0..kv_count {
@@ -144,10 +130,7 @@ impl<'a> Gguf<'a> {
             })?;
             let value = value::read_value(&mut c, ty, key, 0)?;
             if !seen.insert(key) {
-                return Err(Error::DuplicateKey {
-                    key: key.to_string(),
-                    offset: key_offset,
-                });
+                return Err(Error::DuplicateKey { key: key.to_string(), offset: key_offset });
             }
             metadata.push((key, value));
         }
@@ -155,43 +138,27 @@ impl<'a> Gguf<'a> {
         let alignment = match metadata.iter().find(|(k, _)| *k == "general.alignment") {
             None => DEFAULT_ALIGNMENT,
             Some((_, Value::U32(a))) if a.is_power_of_two() && *a <= MAX_ALIGNMENT => u64::from(*a),
-            Some((_, v)) => {
-                return Err(Error::BadAlignment {
-                    found: format!("{v:?}"),
-                    max: MAX_ALIGNMENT,
-                })
-            }
+            Some((_, v)) => return Err(Error::BadAlignment { found: format!("{v:?}"), max: MAX_ALIGNMENT }),
         };
 
         // ---- tensor infos: each takes at least a name length, n_dims, a type and an offset.
-        check_count(
-            &c,
-            "the tensor count",
-            tensor_count_offset,
-            tensor_count,
-            8 + 4 + 4 + 8,
-        )?;
+        check_count(&c, "the tensor count", tensor_count_offset, tensor_count, 8 + 4 + 4 + 8)?;
         let mut infos = Vec::new();
         for i in 0..tensor_count {
             infos.push(read_tensor_info(&mut c, i, alignment)?);
         }
 
         // ---- data section
-        let data_offset =
-            align_up(c.pos(), alignment).ok_or_else(|| Error::input("data offset overflows"))?;
+        let data_offset = align_up(c.pos(), alignment).ok_or_else(|| Error::input("data offset overflows"))?;
         let mut tensors = Vec::with_capacity(infos.len());
         for info in infos {
             let out_of_bounds = || Error::TensorOutOfBounds {
                 name: info.name.to_string(),
                 start: data_offset.saturating_add(info.offset),
-                end: data_offset
-                    .saturating_add(info.offset)
-                    .saturating_add(info.n_bytes),
+                end: data_offset.saturating_add(info.offset).saturating_add(info.n_bytes),
                 file_len,
             };
-            let start = data_offset
-                .checked_add(info.offset)
-                .ok_or_else(out_of_bounds)?;
+            let start = data_offset.checked_add(info.offset).ok_or_else(out_of_bounds)?;
             let end = start.checked_add(info.n_bytes).ok_or_else(out_of_bounds)?;
             if end > file_len {
                 return Err(out_of_bounds());
@@ -209,22 +176,12 @@ impl<'a> Gguf<'a> {
         }
         check_overlaps(&tensors)?;
 
-        Ok(Gguf {
-            version,
-            alignment,
-            data_offset,
-            file_len,
-            metadata,
-            tensors,
-        })
+        Ok(Gguf { version, alignment, data_offset, file_len, metadata, tensors })
     }
 
     /// The metadata value stored under `key`.
     pub fn get(&self, key: &str) -> Option<&Value<'a>> {
-        self.metadata
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v)
+        self.metadata.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
     /// The tensor named `name`.
@@ -234,16 +191,12 @@ impl<'a> Gguf<'a> {
 
     /// The tensor named `name`, or an error naming it.
     pub fn require_tensor(&self, name: &str) -> Result<&Tensor<'a>> {
-        self.tensor(name).ok_or_else(|| Error::NoSuchTensor {
-            name: name.to_string(),
-        })
+        self.tensor(name).ok_or_else(|| Error::NoSuchTensor { name: name.to_string() })
     }
 
     /// `general.architecture`, when present and a string.
     pub fn architecture(&self) -> Option<std::borrow::Cow<'a, str>> {
-        self.get("general.architecture")
-            .and_then(Value::as_gstr)
-            .map(|s| s.lossy())
+        self.get("general.architecture").and_then(Value::as_gstr).map(|s| s.lossy())
     }
 }
 
@@ -262,12 +215,7 @@ fn read_tensor_info<'a>(c: &mut Cursor<'a>, i: u64, alignment: u64) -> Result<Te
     let name = c.utf8(|| format!("the name of tensor #{i}"))?;
     let n_dims = c.u32(|| format!("the dimension count of tensor {name:?}"))?;
     if n_dims == 0 || n_dims > MAX_DIMS {
-        return Err(Error::BadDimCount {
-            name: name.to_string(),
-            offset: info_offset,
-            n_dims,
-            max: MAX_DIMS,
-        });
+        return Err(Error::BadDimCount { name: name.to_string(), offset: info_offset, n_dims, max: MAX_DIMS });
     }
     let mut dims = Vec::with_capacity(n_dims as usize);
     for d in 0..n_dims {
@@ -281,11 +229,7 @@ fn read_tensor_info<'a>(c: &mut Cursor<'a>, i: u64, alignment: u64) -> Result<Te
         type_id,
         known: GgmlType::known_list(),
     })?;
-    let bad_dims = |why: String| Error::BadDims {
-        name: name.to_string(),
-        dims: dims.clone(),
-        why,
-    };
+    let bad_dims = |why: String| Error::BadDims { name: name.to_string(), dims: dims.clone(), why };
     let n_elements = dims
         .iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(d))
@@ -300,37 +244,18 @@ fn read_tensor_info<'a>(c: &mut Cursor<'a>, i: u64, alignment: u64) -> Result<Te
         ))
     })?;
     let n_rows = n_elements.checked_div(dims[0]).unwrap_or(0);
-    let n_bytes = row_bytes
-        .checked_mul(n_rows)
-        .ok_or_else(|| bad_dims("the byte size overflows".into()))?;
+    let n_bytes = row_bytes.checked_mul(n_rows).ok_or_else(|| bad_dims("the byte size overflows".into()))?;
     if offset % alignment != 0 {
-        return Err(Error::MisalignedTensor {
-            name: name.to_string(),
-            offset,
-            alignment,
-        });
+        return Err(Error::MisalignedTensor { name: name.to_string(), offset, alignment });
     }
-    Ok(TensorInfo {
-        name,
-        ggml_type,
-        dims,
-        offset,
-        n_bytes,
-        info_offset,
-    })
+    Ok(TensorInfo { name, ggml_type, dims, offset, n_bytes, info_offset })
 }
 
 /// Reject a count that cannot possibly fit in what remains of the file.
 fn check_count(c: &Cursor<'_>, field: &str, offset: u64, count: u64, min_each: u64) -> Result<()> {
     let max = c.remaining() / min_each;
     if count > max {
-        return Err(Error::CountTooLarge {
-            field: field.into(),
-            offset,
-            value: count,
-            max,
-            available: c.remaining(),
-        });
+        return Err(Error::CountTooLarge { field: field.into(), offset, value: count, max, available: c.remaining() });
     }
     Ok(())
 }
@@ -364,10 +289,7 @@ fn check_overlaps(tensors: &[Tensor<'_>]) -> Result<()> {
     names.sort();
     for w in names.windows(2) {
         if w[0].0 == w[1].0 {
-            return Err(Error::DuplicateTensor {
-                name: w[1].0.to_string(),
-                offset: w[1].1,
-            });
+            return Err(Error::DuplicateTensor { name: w[1].0.to_string(), offset: w[1].1 });
         }
     }
     Ok(())
@@ -384,10 +306,7 @@ fn describe_magic(bytes: &[u8]) -> String {
         return "nothing (the file is empty)".into();
     }
     let hex: Vec<String> = head.iter().map(|b| format!("{b:02x}")).collect();
-    let text: String = head
-        .iter()
-        .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' })
-        .collect();
+    let text: String = head.iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '.' }).collect();
     format!("the bytes {} ({text:?})", hex.join(" "))
 }
 

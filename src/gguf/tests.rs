@@ -39,11 +39,7 @@ impl B {
         self
     }
     fn header(version: u32, tensors: u64, kvs: u64) -> Self {
-        B::default()
-            .bytes(b"GGUF")
-            .u32(version)
-            .u64(tensors)
-            .u64(kvs)
+        B::default().bytes(b"GGUF").u32(version).u64(tensors).u64(kvs)
     }
 }
 
@@ -145,44 +141,23 @@ fn reads_every_value_type_and_alignment() {
         assert_eq!(g.get("k.i32"), Some(&Value::I32(-70000)));
         assert_eq!(g.get("k.f32"), Some(&Value::F32(1.5)));
         assert_eq!(g.get("k.bool"), Some(&Value::Bool(true)));
-        assert_eq!(
-            g.get("k.string")
-                .and_then(Value::as_gstr)
-                .and_then(|s| s.as_str()),
-            Some("héllo")
-        );
+        assert_eq!(g.get("k.string").and_then(Value::as_gstr).and_then(|s| s.as_str()), Some("héllo"));
         assert_eq!(g.get("k.u64"), Some(&Value::U64(1 << 40)));
         assert_eq!(g.get("k.i64"), Some(&Value::I64(-(1 << 40))));
         assert_eq!(g.get("k.f64"), Some(&Value::F64(0.25)));
-        let ints: Vec<i64> = g
-            .get("k.arr_i32")
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|v| v.as_i64())
-            .collect();
+        let ints: Vec<i64> =
+            g.get("k.arr_i32").unwrap().as_array().unwrap().iter().filter_map(|v| v.as_i64()).collect();
         assert_eq!(ints, [1, 2, 3]);
         let outer = g.get("k.arr_arr").unwrap().as_array().unwrap();
         assert_eq!(outer.elem_type(), ValueType::Array);
         let inner: Vec<Vec<String>> = outer
             .iter()
-            .map(|v| {
-                v.as_array()
-                    .unwrap()
-                    .strings()
-                    .unwrap()
-                    .map(|s| s.lossy().into_owned())
-                    .collect()
-            })
+            .map(|v| v.as_array().unwrap().strings().unwrap().map(|s| s.lossy().into_owned()).collect())
             .collect();
         assert_eq!(inner, [vec!["a".to_string()], vec!["b".into(), "c".into()]]);
 
         let a = g.tensor("a").unwrap();
-        assert_eq!(
-            (a.dims.clone(), a.n_bytes(), a.n_rows(), a.row_len()),
-            (vec![2, 3], 24, 3, 2)
-        );
+        assert_eq!((a.dims.clone(), a.n_bytes(), a.n_rows(), a.row_len()), (vec![2, 3], 24, 3, 2));
         assert_eq!(a.file_offset, g.data_offset);
         assert_eq!(&a.data[4..8], &1f32.to_le_bytes());
         let b = g.tensor("b").unwrap();
@@ -199,18 +174,14 @@ fn writer_round_trip() {
         w.metadata(*k, WriterValue::from(v));
     }
     for t in &g.tensors {
-        w.tensor(t.name, t.ggml_type, &t.dims, t.data.to_vec())
-            .unwrap();
+        w.tensor(t.name, t.ggml_type, &t.dims, t.data.to_vec()).unwrap();
     }
     let written = w.to_bytes().unwrap();
     let g2 = Gguf::parse(&written).unwrap();
     assert_eq!(g.metadata, g2.metadata);
     assert_eq!(g.tensors.len(), g2.tensors.len());
     for (a, b) in g.tensors.iter().zip(&g2.tensors) {
-        assert_eq!(
-            (a.name, a.ggml_type, &a.dims, a.data),
-            (b.name, b.ggml_type, &b.dims, b.data)
-        );
+        assert_eq!((a.name, a.ggml_type, &a.dims, a.data), (b.name, b.ggml_type, &b.dims, b.data));
     }
     // Writing the re-read file again gives the same bytes.
     let mut w2 = Writer::new();
@@ -218,8 +189,7 @@ fn writer_round_trip() {
         w2.metadata(*k, WriterValue::from(v));
     }
     for t in &g2.tensors {
-        w2.tensor(t.name, t.ggml_type, &t.dims, t.data.to_vec())
-            .unwrap();
+        w2.tensor(t.name, t.ggml_type, &t.dims, t.data.to_vec()).unwrap();
     }
     assert_eq!(w2.to_bytes().unwrap(), written);
 }
@@ -228,19 +198,12 @@ fn writer_round_trip() {
 fn writer_round_trips_quantised_tensors_and_default_alignment() {
     let mut w = Writer::new();
     w.metadata("general.architecture", WriterValue::String("llama".into()))
-        .metadata(
-            "tokenizer.ggml.tokens",
-            WriterValue::strings(["<s>", "a", "b"]),
-        )
+        .metadata("tokenizer.ggml.tokens", WriterValue::strings(["<s>", "a", "b"]))
         .metadata(
             "x.f32s",
-            WriterValue::Array(
-                ValueType::F32,
-                vec![WriterValue::F32(f32::NAN), WriterValue::F32(-0.0)],
-            ),
+            WriterValue::Array(ValueType::F32, vec![WriterValue::F32(f32::NAN), WriterValue::F32(-0.0)]),
         );
-    w.tensor("q", GgmlType::Q4_0, &[64, 3], vec![7; 18 * 2 * 3])
-        .unwrap();
+    w.tensor("q", GgmlType::Q4_0, &[64, 3], vec![7; 18 * 2 * 3]).unwrap();
     w.tensor("k", GgmlType::Q6_K, &[256], vec![9; 210]).unwrap();
     let bytes = w.to_bytes().unwrap();
     let g = Gguf::parse(&bytes).unwrap();
@@ -254,13 +217,7 @@ fn writer_round_trips_quantised_tensors_and_default_alignment() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| {
-            if let Value::F32(x) = v {
-                x.to_bits()
-            } else {
-                0
-            }
-        })
+        .map(|v| if let Value::F32(x) = v { x.to_bits() } else { 0 })
         .collect();
     assert_eq!(f, [f32::NAN.to_bits(), (-0.0f32).to_bits()]);
 }
@@ -268,15 +225,9 @@ fn writer_round_trips_quantised_tensors_and_default_alignment() {
 #[test]
 fn writer_rejects_wrong_sizes_and_mixed_arrays() {
     let mut w = Writer::new();
-    assert!(matches!(
-        w.tensor("q", GgmlType::Q4_0, &[64], vec![0; 35]),
-        Err(Error::DataLength { .. })
-    ));
+    assert!(matches!(w.tensor("q", GgmlType::Q4_0, &[64], vec![0; 35]), Err(Error::DataLength { .. })));
     assert!(w.tensor("q", GgmlType::Q4_0, &[33], vec![0; 18]).is_err());
-    w.metadata(
-        "bad",
-        WriterValue::Array(ValueType::U32, vec![WriterValue::U8(1)]),
-    );
+    w.metadata("bad", WriterValue::Array(ValueType::U32, vec![WriterValue::U8(1)]));
     assert!(w.to_bytes().is_err());
 }
 
@@ -311,27 +262,13 @@ fn wrong_magic_and_versions() {
     let mut bytes = small_valid();
     bytes[0] = b'X';
     let msg = Gguf::parse(&bytes).unwrap_err().to_string();
-    assert!(
-        msg.contains("not a GGUF file") && msg.contains("58 47 55 46"),
-        "{msg}"
-    );
+    assert!(msg.contains("not a GGUF file") && msg.contains("58 47 55 46"), "{msg}");
     assert!(matches!(Gguf::parse(&[]), Err(Error::BadMagic { .. })));
-    assert!(matches!(
-        Gguf::parse(b"PK\x03\x04rest of a zip"),
-        Err(Error::BadMagic { .. })
-    ));
+    assert!(matches!(Gguf::parse(b"PK\x03\x04rest of a zip"), Err(Error::BadMagic { .. })));
 
     let v1 = B::header(1, 0, 0).0;
-    assert_eq!(
-        Gguf::parse(&v1).unwrap_err(),
-        Error::UnsupportedVersion { version: 1 }
-    );
-    let big = B::default()
-        .bytes(b"GGUF")
-        .u32(3u32.swap_bytes())
-        .u64(0)
-        .u64(0)
-        .0;
+    assert_eq!(Gguf::parse(&v1).unwrap_err(), Error::UnsupportedVersion { version: 1 });
+    let big = B::default().bytes(b"GGUF").u32(3u32.swap_bytes()).u64(0).u64(0).0;
     assert!(matches!(Gguf::parse(&big), Err(Error::BigEndian { .. })));
 }
 
@@ -339,98 +276,41 @@ fn wrong_magic_and_versions() {
 fn lying_counts_are_rejected_before_allocating() {
     let huge_tensors = B::header(3, u64::MAX, 0).0;
     let err = Gguf::parse(&huge_tensors).unwrap_err();
-    assert!(
-        matches!(err, Error::CountTooLarge { offset: 8, .. }),
-        "{err}"
-    );
+    assert!(matches!(err, Error::CountTooLarge { offset: 8, .. }), "{err}");
     let huge_kv = B::header(3, 0, 1 << 60).0;
-    assert!(matches!(
-        Gguf::parse(&huge_kv),
-        Err(Error::CountTooLarge { offset: 16, .. })
-    ));
+    assert!(matches!(Gguf::parse(&huge_kv), Err(Error::CountTooLarge { offset: 16, .. })));
     let huge_string = B::header(3, 0, 1).u64(u64::MAX).bytes(&[0; 16]).0;
     let err = Gguf::parse(&huge_string).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Truncated {
-                offset: 32,
-                need: u64::MAX,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, Error::Truncated { offset: 32, need: u64::MAX, .. }), "{err}");
     let huge_array = B::header(3, 0, 1).str("arr").u32(9).u32(4).u64(1 << 62).0;
     let err = Gguf::parse(&huge_array).unwrap_err();
-    assert!(
-        err.to_string().contains("the length of array \"arr\""),
-        "{err}"
-    );
+    assert!(err.to_string().contains("the length of array \"arr\""), "{err}");
 }
 
 #[test]
 fn bad_value_types_keys_and_nesting() {
     let unknown = B::header(3, 0, 1).str("k").u32(13).u32(0).0;
-    assert!(matches!(
-        Gguf::parse(&unknown),
-        Err(Error::UnknownValueType { type_id: 13, .. })
-    ));
+    assert!(matches!(Gguf::parse(&unknown), Err(Error::UnknownValueType { type_id: 13, .. })));
     let bad_elem = B::header(3, 0, 1).str("k").u32(9).u32(99).u64(0).0;
-    assert!(matches!(
-        Gguf::parse(&bad_elem),
-        Err(Error::UnknownValueType { type_id: 99, .. })
-    ));
-    let dup = B::header(3, 0, 2)
-        .str("k")
-        .u32(4)
-        .u32(1)
-        .str("k")
-        .u32(4)
-        .u32(2)
-        .0;
+    assert!(matches!(Gguf::parse(&bad_elem), Err(Error::UnknownValueType { type_id: 99, .. })));
+    let dup = B::header(3, 0, 2).str("k").u32(4).u32(1).str("k").u32(4).u32(2).0;
     assert!(matches!(Gguf::parse(&dup), Err(Error::DuplicateKey { .. })));
-    let bad_utf8 = B::header(3, 0, 1)
-        .u64(2)
-        .bytes(&[0xff, 0xfe])
-        .u32(4)
-        .u32(1)
-        .0;
-    assert!(matches!(
-        Gguf::parse(&bad_utf8),
-        Err(Error::InvalidUtf8 { offset: 24, .. })
-    ));
+    let bad_utf8 = B::header(3, 0, 1).u64(2).bytes(&[0xff, 0xfe]).u32(4).u32(1).0;
+    assert!(matches!(Gguf::parse(&bad_utf8), Err(Error::InvalidUtf8 { offset: 24, .. })));
 
     let mut deep = B::header(3, 0, 1).str("deep").u32(9);
     for _ in 0..64 {
         deep = deep.u32(9).u64(1);
     }
     let deep = deep.u32(4).u64(0).0;
-    assert!(matches!(
-        Gguf::parse(&deep),
-        Err(Error::ArrayTooDeep { .. })
-    ));
+    assert!(matches!(Gguf::parse(&deep), Err(Error::ArrayTooDeep { .. })));
 
     for bad in [0u32, 3, 1 << 20] {
-        let file = B::header(3, 0, 1)
-            .str("general.alignment")
-            .u32(4)
-            .u32(bad)
-            .0;
-        assert!(
-            matches!(Gguf::parse(&file), Err(Error::BadAlignment { .. })),
-            "alignment {bad}"
-        );
+        let file = B::header(3, 0, 1).str("general.alignment").u32(4).u32(bad).0;
+        assert!(matches!(Gguf::parse(&file), Err(Error::BadAlignment { .. })), "alignment {bad}");
     }
-    let wrong_type = B::header(3, 0, 1)
-        .str("general.alignment")
-        .u32(10)
-        .u64(32)
-        .0;
-    assert!(matches!(
-        Gguf::parse(&wrong_type),
-        Err(Error::BadAlignment { .. })
-    ));
+    let wrong_type = B::header(3, 0, 1).str("general.alignment").u32(10).u64(32).0;
+    assert!(matches!(Gguf::parse(&wrong_type), Err(Error::BadAlignment { .. })));
 }
 
 fn one_tensor(n_dims: u32, dims: &[u64], type_id: u32, offset: u64, data_len: usize) -> Vec<u8> {
@@ -438,47 +318,28 @@ fn one_tensor(n_dims: u32, dims: &[u64], type_id: u32, offset: u64, data_len: us
     for &d in dims {
         b = b.u64(d);
     }
-    b.u32(type_id)
-        .u64(offset)
-        .pad(32)
-        .bytes(&vec![0; data_len])
-        .0
+    b.u32(type_id).u64(offset).pad(32).bytes(&vec![0; data_len]).0
 }
 
 #[test]
 fn bad_tensor_infos() {
     assert!(Gguf::parse(&one_tensor(1, &[8], 0, 0, 32)).is_ok());
-    assert!(matches!(
-        Gguf::parse(&one_tensor(0, &[], 0, 0, 32)),
-        Err(Error::BadDimCount { .. })
-    ));
-    assert!(matches!(
-        Gguf::parse(&one_tensor(5, &[1; 5], 0, 0, 32)),
-        Err(Error::BadDimCount { .. })
-    ));
+    assert!(matches!(Gguf::parse(&one_tensor(0, &[], 0, 0, 32)), Err(Error::BadDimCount { .. })));
+    assert!(matches!(Gguf::parse(&one_tensor(5, &[1; 5], 0, 0, 32)), Err(Error::BadDimCount { .. })));
     let err = Gguf::parse(&one_tensor(2, &[1 << 40, 1 << 40], 0, 0, 32)).unwrap_err();
     assert!(matches!(err, Error::BadDims { .. }), "{err}");
     let err = Gguf::parse(&one_tensor(1, &[33], 2, 0, 64)).unwrap_err();
     assert!(err.to_string().contains("blocks of 32"), "{err}");
     let err = Gguf::parse(&one_tensor(1, &[8], 4, 0, 32)).unwrap_err();
-    assert!(
-        matches!(err, Error::UnknownTensorType { type_id: 4, ref name, .. } if name == "t"),
-        "{err}"
-    );
+    assert!(matches!(err, Error::UnknownTensorType { type_id: 4, ref name, .. } if name == "t"), "{err}");
     assert!(err.to_string().contains("\"t\"") && err.to_string().contains("id 4"));
-    assert!(matches!(
-        Gguf::parse(&one_tensor(1, &[8], 0, 1, 64)),
-        Err(Error::MisalignedTensor { .. })
-    ));
+    assert!(matches!(Gguf::parse(&one_tensor(1, &[8], 0, 1, 64)), Err(Error::MisalignedTensor { .. })));
     let err = Gguf::parse(&one_tensor(1, &[8], 0, 1 << 40, 32)).unwrap_err();
     assert!(matches!(err, Error::TensorOutOfBounds { .. }), "{err}");
     let err = Gguf::parse(&one_tensor(1, &[8], 0, u64::MAX - 31, 32)).unwrap_err();
     assert!(matches!(err, Error::TensorOutOfBounds { .. }), "{err}");
     // data shorter than the tensor
-    assert!(matches!(
-        Gguf::parse(&one_tensor(1, &[8], 0, 0, 31)),
-        Err(Error::TensorOutOfBounds { .. })
-    ));
+    assert!(matches!(Gguf::parse(&one_tensor(1, &[8], 0, 0, 31)), Err(Error::TensorOutOfBounds { .. })));
     // A known type we cannot decode still parses.
     let g_bytes = one_tensor(1, &[256], 16, 0, 66);
     let g = Gguf::parse(&g_bytes).unwrap();
@@ -486,6 +347,7 @@ fn bad_tensor_infos() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn overlapping_and_duplicate_tensors() {
     let two = |off_b: u64, name_b: &str| {
         B::header(3, 2, 0)

@@ -246,11 +246,7 @@ impl<'a> Array<'a> {
 
     /// Iterate the elements as values.
     pub fn iter(&self) -> ArrayIter<'a> {
-        ArrayIter {
-            elem: self.elem,
-            remaining: self.len,
-            cursor: Cursor::new(self.raw),
-        }
+        ArrayIter { elem: self.elem, remaining: self.len, cursor: Cursor::new(self.raw) }
     }
 
     /// Iterate a string array's elements, or `None` when the elements are not strings.
@@ -288,12 +284,7 @@ pub const MAX_ARRAY_DEPTH: usize = 8;
 
 /// Read one value of type `ty` at the cursor. `key` and `depth` are for error messages and the
 /// nesting limit.
-pub(crate) fn read_value<'a>(
-    c: &mut Cursor<'a>,
-    ty: ValueType,
-    key: &str,
-    depth: usize,
-) -> Result<Value<'a>> {
+pub(crate) fn read_value<'a>(c: &mut Cursor<'a>, ty: ValueType, key: &str, depth: usize) -> Result<Value<'a>> {
     let what = || format!("the value of metadata key {key:?}");
     Ok(match ty {
         ValueType::U8 => Value::U8(c.u8(what)?),
@@ -316,11 +307,7 @@ pub(crate) fn read_value<'a>(
 fn read_array<'a>(c: &mut Cursor<'a>, key: &str, depth: usize) -> Result<Array<'a>> {
     let type_offset = c.pos();
     if depth > MAX_ARRAY_DEPTH {
-        return Err(Error::ArrayTooDeep {
-            key: key.to_string(),
-            offset: type_offset,
-            max: MAX_ARRAY_DEPTH,
-        });
+        return Err(Error::ArrayTooDeep { key: key.to_string(), offset: type_offset, max: MAX_ARRAY_DEPTH });
     }
     let type_id = c.u32(|| format!("the element type of array {key:?}"))?;
     let elem = ValueType::from_id(type_id).ok_or_else(|| Error::UnknownValueType {

@@ -45,13 +45,7 @@ impl WriterValue {
 
     /// An array of strings.
     pub fn strings<S: Into<String>>(items: impl IntoIterator<Item = S>) -> Self {
-        WriterValue::Array(
-            ValueType::String,
-            items
-                .into_iter()
-                .map(|s| WriterValue::String(s.into()))
-                .collect(),
-        )
+        WriterValue::Array(ValueType::String, items.into_iter().map(|s| WriterValue::String(s.into())).collect())
     }
 
     fn encode(&self, out: &mut Vec<u8>, key: &str) -> Result<()> {
@@ -102,10 +96,7 @@ impl From<&Value<'_>> for WriterValue {
             Value::U64(x) => WriterValue::U64(*x),
             Value::I64(x) => WriterValue::I64(*x),
             Value::F64(x) => WriterValue::F64(*x),
-            Value::Array(a) => WriterValue::Array(
-                a.elem_type(),
-                a.iter().map(|x| WriterValue::from(&x)).collect(),
-            ),
+            Value::Array(a) => WriterValue::Array(a.elem_type(), a.iter().map(|x| WriterValue::from(&x)).collect()),
         }
     }
 }
@@ -143,11 +134,7 @@ impl Default for Writer {
 
 impl Writer {
     pub fn new() -> Self {
-        Writer {
-            alignment: DEFAULT_ALIGNMENT,
-            metadata: Vec::new(),
-            tensors: Vec::new(),
-        }
+        Writer { alignment: DEFAULT_ALIGNMENT, metadata: Vec::new(), tensors: Vec::new() }
     }
 
     /// Add (or replace) a metadata entry. Order of first insertion is kept. Setting
@@ -190,11 +177,7 @@ impl Writer {
         let expected = ggml_type
             .row_bytes(dims[0])
             .and_then(|row| dims[1..].iter().try_fold(row, |acc, &d| acc.checked_mul(d)))
-            .ok_or_else(|| {
-                Error::Write(format!(
-                    "tensor {name:?}: dims {dims:?} do not fit type {ggml_type}"
-                ))
-            })?;
+            .ok_or_else(|| Error::Write(format!("tensor {name:?}: dims {dims:?} do not fit type {ggml_type}")))?;
         if expected != data.len() as u64 {
             return Err(Error::DataLength {
                 what: format!("tensor {name:?} with dims {dims:?}"),
@@ -203,21 +186,14 @@ impl Writer {
                 got: data.len() as u64,
             });
         }
-        self.tensors.push(PendingTensor {
-            name,
-            ggml_type,
-            dims: dims.to_vec(),
-            data,
-        });
+        self.tensors.push(PendingTensor { name, ggml_type, dims: dims.to_vec(), data });
         Ok(self)
     }
 
     /// The whole file.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         if self.alignment == 0 {
-            return Err(Error::Write(format!(
-                "general.alignment must be a u32 power of two up to {MAX_ALIGNMENT}"
-            )));
+            return Err(Error::Write(format!("general.alignment must be a u32 power of two up to {MAX_ALIGNMENT}")));
         }
         let mut out = Vec::new();
         out.extend_from_slice(&MAGIC);

@@ -127,9 +127,7 @@ pub struct BlockIq4Xs {
 }
 
 /// The non-linear 4-bit grid of IQ4_NL and IQ4_XS (ggml's `kvalues_iq4nl`).
-pub const KVALUES_IQ4NL: [i8; 16] = [
-    -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
-];
+pub const KVALUES_IQ4NL: [i8; 16] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
 
 // The layouts must agree with ggml's byte sizes (and hence with `GgmlType::type_size`).
 const _: () = assert!(size_of::<BlockQ4_0>() == 18 && 18 == GgmlType::Q4_0.type_size() as usize);
@@ -143,8 +141,7 @@ const _: () = assert!(size_of::<BlockQ4K>() == 144 && 144 == GgmlType::Q4_K.type
 const _: () = assert!(size_of::<BlockQ5K>() == 176 && 176 == GgmlType::Q5_K.type_size() as usize);
 const _: () = assert!(size_of::<BlockQ6K>() == 210 && 210 == GgmlType::Q6_K.type_size() as usize);
 const _: () = assert!(size_of::<BlockIq4Nl>() == 18 && 18 == GgmlType::IQ4_NL.type_size() as usize);
-const _: () =
-    assert!(size_of::<BlockIq4Xs>() == 136 && 136 == GgmlType::IQ4_XS.type_size() as usize);
+const _: () = assert!(size_of::<BlockIq4Xs>() == 136 && 136 == GgmlType::IQ4_XS.type_size() as usize);
 
 /// An IEEE half stored little-endian, as f32 (exact).
 #[inline]

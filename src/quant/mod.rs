@@ -42,11 +42,7 @@ pub fn unsupported(name: &str, ty: GgmlType) -> Error {
     Error::UnsupportedType {
         name: name.to_string(),
         type_name: ty.name(),
-        supported: SUPPORTED
-            .iter()
-            .map(|t| t.name())
-            .collect::<Vec<_>>()
-            .join(", "),
+        supported: SUPPORTED.iter().map(|t| t.name()).collect::<Vec<_>>().join(", "),
     }
 }
 
@@ -110,22 +106,15 @@ pub fn dequantize_tensor(t: &Tensor<'_>) -> Result<Vec<f32>> {
     if !is_supported(t.ggml_type) {
         return Err(unsupported(t.name, t.ggml_type));
     }
-    let n = usize::try_from(t.n_elements()).map_err(|_| {
-        Error::input(format!(
-            "tensor {:?} is too large to decode on this machine",
-            t.name
-        ))
-    })?;
+    let n = usize::try_from(t.n_elements())
+        .map_err(|_| Error::input(format!("tensor {:?} is too large to decode on this machine", t.name)))?;
     let mut out = try_alloc_f32(n, t.name)?;
     let row_len = t.row_len() as usize;
     if row_len == 0 {
         return Ok(out);
     }
     let row_bytes = t.ggml_type.row_bytes(t.row_len()).unwrap_or(0) as usize;
-    for (dst, src) in out
-        .chunks_exact_mut(row_len)
-        .zip(t.data.chunks_exact(row_bytes))
-    {
+    for (dst, src) in out.chunks_exact_mut(row_len).zip(t.data.chunks_exact(row_bytes)) {
         dequantize_row(t.ggml_type, src, dst)?;
     }
     Ok(out)
@@ -135,10 +124,7 @@ pub fn dequantize_tensor(t: &Tensor<'_>) -> Result<Vec<f32>> {
 pub fn try_alloc_f32(n: usize, what: &str) -> Result<Vec<f32>> {
     let mut v = Vec::new();
     v.try_reserve_exact(n).map_err(|_| {
-        Error::input(format!(
-            "not enough memory to decode {what:?}: it needs {} MiB as f32",
-            (n as u64 * 4) >> 20
-        ))
+        Error::input(format!("not enough memory to decode {what:?}: it needs {} MiB as f32", (n as u64 * 4) >> 20))
     })?;
     v.resize(n, 0.0);
     Ok(v)
@@ -318,10 +304,7 @@ fn scale_min_k4(j: usize, q: &[u8; K_SCALE_SIZE]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {
-        (
-            (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4),
-            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
-        )
+        ((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
     }
 }
 
@@ -329,11 +312,7 @@ fn dequant_q4_k(blocks: &[BlockQ4K], dst: &mut [f32]) {
     for (b, y) in blocks.iter().zip(dst.chunks_exact_mut(QK_K)) {
         let (d, min) = (f16_le(b.d), f16_le(b.dmin));
         // Four chunks of 64 values: 32 low nibbles then 32 high nibbles of 32 bytes.
-        for (c, (q, y)) in
-            b.qs.chunks_exact(32)
-                .zip(y.chunks_exact_mut(64))
-                .enumerate()
-        {
+        for (c, (q, y)) in b.qs.chunks_exact(32).zip(y.chunks_exact_mut(64)).enumerate() {
             let (sc1, m1) = scale_min_k4(2 * c, &b.scales);
             let (sc2, m2) = scale_min_k4(2 * c + 1, &b.scales);
             let (d1, m1) = (d * f32::from(sc1), min * f32::from(m1));
@@ -349,11 +328,7 @@ fn dequant_q4_k(blocks: &[BlockQ4K], dst: &mut [f32]) {
 fn dequant_q5_k(blocks: &[BlockQ5K], dst: &mut [f32]) {
     for (b, y) in blocks.iter().zip(dst.chunks_exact_mut(QK_K)) {
         let (d, min) = (f16_le(b.d), f16_le(b.dmin));
-        for (c, (ql, y)) in
-            b.qs.chunks_exact(32)
-                .zip(y.chunks_exact_mut(64))
-                .enumerate()
-        {
+        for (c, (ql, y)) in b.qs.chunks_exact(32).zip(y.chunks_exact_mut(64)).enumerate() {
             let (sc1, m1) = scale_min_k4(2 * c, &b.scales);
             let (sc2, m2) = scale_min_k4(2 * c + 1, &b.scales);
             let (d1, m1) = (d * f32::from(sc1), min * f32::from(m1));
@@ -398,13 +373,9 @@ fn dequant_iq4_xs(blocks: &[BlockIq4Xs], dst: &mut [f32]) {
     for (b, y) in blocks.iter().zip(dst.chunks_exact_mut(QK_K)) {
         let d = f16_le(b.d);
         let scales_h = u16::from_le_bytes(b.scales_h);
-        for (ib, (qs, y)) in
-            b.qs.chunks_exact(16)
-                .zip(y.chunks_exact_mut(32))
-                .enumerate()
-        {
-            let ls = ((b.scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0F) as i32
-                | ((((scales_h >> (2 * ib)) & 3) as i32) << 4);
+        for (ib, (qs, y)) in b.qs.chunks_exact(16).zip(y.chunks_exact_mut(32)).enumerate() {
+            let ls =
+                ((b.scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0F) as i32 | ((((scales_h >> (2 * ib)) & 3) as i32) << 4);
             let dl = d * (ls - 32) as f32;
             for j in 0..16 {
                 y[j] = dl * f32::from(KVALUES_IQ4NL[usize::from(qs[j] & 0x0F)]);

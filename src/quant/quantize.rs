@@ -7,13 +7,7 @@ use crate::ggml::GgmlType;
 use crate::{Error, Result};
 
 /// Types [`quantize_row`] can write.
-pub const QUANTIZABLE: &[GgmlType] = &[
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::Q8_0,
-    GgmlType::Q4_0,
-];
+pub const QUANTIZABLE: &[GgmlType] = &[GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0];
 
 /// Encode `src` as `ty`, appending to `out`.
 ///
@@ -29,12 +23,8 @@ pub fn quantize_row(ty: GgmlType, src: &[f32], out: &mut Vec<u8>) -> Result<()> 
     }
     match ty {
         GgmlType::F32 => src.iter().for_each(|x| out.extend(x.to_le_bytes())),
-        GgmlType::F16 => src
-            .iter()
-            .for_each(|&x| out.extend(half::f16::from_f32(x).to_bits().to_le_bytes())),
-        GgmlType::BF16 => src
-            .iter()
-            .for_each(|&x| out.extend(f32_to_bf16(x).to_le_bytes())),
+        GgmlType::F16 => src.iter().for_each(|&x| out.extend(half::f16::from_f32(x).to_bits().to_le_bytes())),
+        GgmlType::BF16 => src.iter().for_each(|&x| out.extend(f32_to_bf16(x).to_le_bytes())),
         GgmlType::Q8_0 => {
             for x in src.chunks_exact(QK) {
                 out.extend_from_slice(bytemuck::bytes_of(&q8_0_block(x)));
@@ -48,11 +38,7 @@ pub fn quantize_row(ty: GgmlType, src: &[f32], out: &mut Vec<u8>) -> Result<()> 
         other => {
             return Err(Error::input(format!(
                 "cannot write {other} weights (writable: {})",
-                QUANTIZABLE
-                    .iter()
-                    .map(|t| t.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                QUANTIZABLE.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
             )))
         }
     }
@@ -81,10 +67,7 @@ fn q8_0_block(x: &[f32]) -> BlockQ8_0 {
     for (q, &v) in qs.iter_mut().zip(x) {
         *q = (v * id).round() as i8 as u8;
     }
-    BlockQ8_0 {
-        d: f16_bytes(d),
-        qs,
-    }
+    BlockQ8_0 { d: f16_bytes(d), qs }
 }
 
 /// `quantize_row_q4_0_ref`: d = (the value of largest magnitude) / -8, q = min(15, x / d + 8.5).
@@ -103,8 +86,5 @@ fn q4_0_block(x: &[f32]) -> BlockQ4_0 {
     for j in 0..QK / 2 {
         qs[j] = q(x[j]) | (q(x[j + QK / 2]) << 4);
     }
-    BlockQ4_0 {
-        d: f16_bytes(d),
-        qs,
-    }
+    BlockQ4_0 { d: f16_bytes(d), qs }
 }

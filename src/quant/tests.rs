@@ -30,10 +30,7 @@ fn q8_0_and_bf16_hand_built() {
 #[test]
 fn wrong_lengths_and_types_are_errors() {
     let mut out = [0f32; 32];
-    assert!(matches!(
-        dequantize_row(GgmlType::Q4_0, &[0; 17], &mut out),
-        Err(Error::DataLength { .. })
-    ));
+    assert!(matches!(dequantize_row(GgmlType::Q4_0, &[0; 17], &mut out), Err(Error::DataLength { .. })));
     let mut out33 = [0f32; 33];
     assert!(dequantize_row(GgmlType::Q4_0, &[0; 18], &mut out33).is_err());
     let err = dequantize_row(GgmlType::IQ2_XXS, &[0; 66], &mut [0f32; 256]).unwrap_err();
@@ -44,20 +41,7 @@ fn wrong_lengths_and_types_are_errors() {
 #[test]
 fn q3_k_scale_unpacking_matches_a_hand_computed_case() {
     // Low nibbles 1..=8 and 9..=16 (mod 16) with high 2-bit parts from bytes 8..12.
-    let packed = [
-        0x21,
-        0x43,
-        0x65,
-        0x87,
-        0xa9,
-        0xcb,
-        0xed,
-        0x0f,
-        0b11_10_01_00,
-        0,
-        0,
-        0,
-    ];
+    let packed = [0x21, 0x43, 0x65, 0x87, 0xa9, 0xcb, 0xed, 0x0f, 0b11_10_01_00, 0, 0, 0];
     let s = q3_k_scales(&packed);
     // scale 0: low nibble of byte 0 (1) | bits 0-1 of byte 8 (0) << 4
     assert_eq!(s[0], 1);

@@ -8,11 +8,7 @@ pub fn reference_dir() -> PathBuf {
     let dir = std::env::var_os("PARITYLAB_REFERENCE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference"));
-    assert!(
-        dir.join("README.md").exists(),
-        "reference data not found at {}",
-        dir.display()
-    );
+    assert!(dir.join("README.md").exists(), "reference data not found at {}", dir.display());
     dir
 }
 
@@ -29,8 +25,5 @@ pub fn read_json(rel: &str) -> serde_json::Value {
 pub fn safetensor_f32(st: &safetensors::SafeTensors<'_>, name: &str) -> Vec<f32> {
     let t = st.tensor(name).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(t.dtype(), safetensors::Dtype::F32, "{name}");
-    t.data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
+    t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }

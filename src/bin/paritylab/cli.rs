@@ -73,9 +73,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            let bad_input = e
-                .chain()
-                .any(|c| c.is::<BadInput>() || c.is::<paritylab::Error>());
+            let bad_input = e.chain().any(|c| c.is::<BadInput>() || c.is::<paritylab::Error>());
             ExitCode::from(if bad_input { 2 } else { 1 })
         }
     }
@@ -85,16 +83,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Inspect { model, json, stats } => {
             let bytes = read_model(&model)?;
-            let g = Gguf::parse(&bytes)
-                .with_context(|| format!("{} is not a usable GGUF file", model.display()))?;
+            let g = Gguf::parse(&bytes).with_context(|| format!("{} is not a usable GGUF file", model.display()))?;
             let info = inspect::inspect(&g);
             let stats = if stats {
-                Some(
-                    g.tensors
-                        .iter()
-                        .map(|t| (t.name, inspect::tensor_stats(t)))
-                        .collect::<Vec<_>>(),
-                )
+                Some(g.tensors.iter().map(|t| (t.name, inspect::tensor_stats(t))).collect::<Vec<_>>())
             } else {
                 None
             };
@@ -119,17 +111,12 @@ fn run(args: Args) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Serve {
-            dir,
-            host,
-            port,
-            no_isolation,
-        } => crate::serve::serve(&dir, &host, port, !no_isolation)
-            .map_err(|e| anyhow::Error::new(BadInput(e))),
+        Command::Serve { dir, host, port, no_isolation } => {
+            crate::serve::serve(&dir, &host, port, !no_isolation).map_err(|e| anyhow::Error::new(BadInput(e)))
+        }
     }
 }
 
 fn read_model(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path)
-        .map_err(|e| anyhow::Error::new(BadInput(format!("cannot read {}: {e}", path.display()))))
+    std::fs::read(path).map_err(|e| anyhow::Error::new(BadInput(format!("cannot read {}: {e}", path.display()))))
 }

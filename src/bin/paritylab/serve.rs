@@ -12,26 +12,16 @@ use std::time::Duration;
 const MAX_HEAD: usize = 16 * 1024;
 
 pub fn serve(dir: &Path, host: &str, port: u16, isolate: bool) -> Result<(), String> {
-    let root = dir
-        .canonicalize()
-        .map_err(|e| format!("cannot serve {}: {e}", dir.display()))?;
+    let root = dir.canonicalize().map_err(|e| format!("cannot serve {}: {e}", dir.display()))?;
     if !root.join("index.html").is_file() {
-        return Err(format!(
-            "{} has no index.html; build the page first (./build.sh serve)",
-            root.display()
-        ));
+        return Err(format!("{} has no index.html; build the page first (./build.sh serve)", root.display()));
     }
-    let listener = TcpListener::bind((host, port))
-        .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
+    let listener = TcpListener::bind((host, port)).map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     eprintln!(
         "serving {} at http://{addr}/ ({})",
         root.display(),
-        if isolate {
-            "cross-origin isolated: threads on"
-        } else {
-            "not isolated: one thread"
-        }
+        if isolate { "cross-origin isolated: threads on" } else { "not isolated: one thread" }
     );
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
@@ -47,9 +37,7 @@ fn handle(mut stream: TcpStream, root: &Path, isolate: bool) -> std::io::Result<
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
-    (&mut reader)
-        .take(MAX_HEAD as u64)
-        .read_line(&mut request_line)?;
+    (&mut reader).take(MAX_HEAD as u64).read_line(&mut request_line)?;
     // Drain the headers (we need none of them).
     let mut head_len = request_line.len();
     loop {
@@ -64,24 +52,10 @@ fn handle(mut stream: TcpStream, root: &Path, isolate: bool) -> std::io::Result<
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let head_only = method == "HEAD";
     if method != "GET" && !head_only {
-        return respond(
-            &mut stream,
-            "405 Method Not Allowed",
-            "text/plain",
-            b"GET or HEAD only\n",
-            head_only,
-            isolate,
-        );
+        return respond(&mut stream, "405 Method Not Allowed", "text/plain", b"GET or HEAD only\n", head_only, isolate);
     }
     let Some(path) = resolve(root, target) else {
-        return respond(
-            &mut stream,
-            "404 Not Found",
-            "text/plain",
-            b"not found\n",
-            head_only,
-            isolate,
-        );
+        return respond(&mut stream, "404 Not Found", "text/plain", b"not found\n", head_only, isolate);
     };
     match std::fs::File::open(&path) {
         Ok(mut file) => {
@@ -92,14 +66,7 @@ fn handle(mut stream: TcpStream, root: &Path, isolate: bool) -> std::io::Result<
             }
             stream.flush()
         }
-        Err(_) => respond(
-            &mut stream,
-            "404 Not Found",
-            "text/plain",
-            b"not found\n",
-            head_only,
-            isolate,
-        ),
+        Err(_) => respond(&mut stream, "404 Not Found", "text/plain", b"not found\n", head_only, isolate),
     }
 }
 

@@ -50,19 +50,12 @@ fn value_text(v: &ValueSummary) -> (String, String) {
     match (&v.elem_type, v.len) {
         (Some(elem), Some(len)) => {
             let shown = v.value.as_array().map(Vec::len).unwrap_or(0) as u64;
-            let more = if len > shown {
-                format!(" (+{} more)", thousands(len - shown))
-            } else {
-                String::new()
-            };
+            let more = if len > shown { format!(" (+{} more)", thousands(len - shown)) } else { String::new() };
             let mut items = cut(&one_line(&v.value), VALUE_WIDTH.saturating_sub(more.len()));
             if len > shown && !items.ends_with('…') {
                 items.push_str(", …");
             }
-            (
-                format!("{elem}[{}]", thousands(len)),
-                format!("[{items}]{more}"),
-            )
+            (format!("{elem}[{}]", thousands(len)), format!("[{items}]{more}"))
         }
         _ => {
             let mut text = cut(&one_line(&v.value), VALUE_WIDTH);
@@ -86,18 +79,10 @@ pub fn inspection(info: &Inspection) -> String {
         thousands(info.data_offset)
     );
     if let Some(arch) = &info.architecture {
-        let name = info
-            .name
-            .as_deref()
-            .map(|n| format!(" · name {n:?}"))
-            .unwrap_or_default();
+        let name = info.name.as_deref().map(|n| format!(" · name {n:?}")).unwrap_or_default();
         let _ = writeln!(o, "architecture {arch}{name}");
     }
-    let types: Vec<String> = s
-        .types
-        .iter()
-        .map(|t| format!("{} ×{}", t.ggml_type, t.tensors))
-        .collect();
+    let types: Vec<String> = s.types.iter().map(|t| format!("{} ×{}", t.ggml_type, t.tensors)).collect();
     let _ = writeln!(
         o,
         "{} tensors · {} parameters · {} bytes of tensor data · {}",
@@ -108,31 +93,15 @@ pub fn inspection(info: &Inspection) -> String {
     );
 
     let _ = writeln!(o, "\nmetadata ({} keys)", s.metadata_count);
-    let key_w = info
-        .metadata
-        .iter()
-        .map(|m| m.key.chars().count())
-        .max()
-        .unwrap_or(0)
-        .min(48);
+    let key_w = info.metadata.iter().map(|m| m.key.chars().count()).max().unwrap_or(0).min(48);
     for m in &info.metadata {
         let (ty, text) = value_text(&m.value);
         let _ = writeln!(o, "  {:<key_w$}  {:<16} {}", cut(&m.key, 48), ty, text);
     }
 
     let _ = writeln!(o, "\ntensors ({})", s.tensor_count);
-    let name_w = info
-        .tensors
-        .iter()
-        .map(|t| t.name.chars().count())
-        .max()
-        .unwrap_or(4)
-        .clamp(4, 48);
-    let _ = writeln!(
-        o,
-        "  {:<name_w$}  {:<8} {:<22} {:>14} {:>14}",
-        "name", "type", "dims", "bytes", "offset"
-    );
+    let name_w = info.tensors.iter().map(|t| t.name.chars().count()).max().unwrap_or(4).clamp(4, 48);
+    let _ = writeln!(o, "  {:<name_w$}  {:<8} {:<22} {:>14} {:>14}", "name", "type", "dims", "bytes", "offset");
     for t in &info.tensors {
         let dims = format!("{:?}", t.dims);
         let flag = if t.decodable { "" } else { "  (cannot decode)" };
@@ -151,12 +120,7 @@ pub fn inspection(info: &Inspection) -> String {
 
 pub fn stats_table(stats: &[(&str, Result<TensorStats>)]) -> String {
     let mut o = String::new();
-    let name_w = stats
-        .iter()
-        .map(|(n, _)| n.chars().count())
-        .max()
-        .unwrap_or(4)
-        .clamp(4, 48);
+    let name_w = stats.iter().map(|(n, _)| n.chars().count()).max().unwrap_or(4).clamp(4, 48);
     let _ = writeln!(o, "\nvalues");
     let _ = writeln!(
         o,
