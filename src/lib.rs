@@ -7,16 +7,30 @@
 //! - [`quant`]: block layouts and dequantisation to f32;
 //! - [`inspect`]: a serialisable description of a GGUF file (what `paritylab inspect --json` prints
 //!   and what the page shows), and per-tensor statistics;
+//! - [`model`]: a decoder's [`model::Config`] and [`model::Weights`] read from a GGUF;
+//! - [`path`]: [`path::PathSpec`], the conventions a forward path follows, and its presets;
+//! - [`forward`]: the one forward pass, recording every stage in a [`trace::Trace`];
+//! - [`ops`]: the operations (dot products, projections, RMSNorm, RoPE, softmax, SiLU);
 //! - [`synth`]: synthetic models from a spec and a seed (the page's default: the source issue's
 //!   reproducer).
 
 pub mod arch;
+pub mod diff;
+pub mod dump;
 pub mod error;
+pub mod float;
+pub mod forward;
 pub mod ggml;
 pub mod gguf;
 pub mod inspect;
+pub mod json;
+pub mod logits;
+pub mod model;
+pub mod ops;
+pub mod path;
 pub mod quant;
 pub mod synth;
+pub mod trace;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

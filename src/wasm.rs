@@ -2,52 +2,100 @@
 //! page's module worker. Results cross the boundary as plain JSON-shaped objects (the same JSON the
 //! CLI prints), errors as JS `Error`s with the library's messages.
 
+use crate::diff::{self, CompareOptions, Report, Tolerances};
+use crate::dump::{self, DumpInfo};
+use crate::forward::{forward, Isolation};
 use crate::gguf::Gguf;
-use crate::{inspect, synth};
+use crate::logits::RunSummary;
+use crate::model::Model;
+use crate::path::{PathSpec, PRESETS};
+use crate::trace::{StageId, Trace};
+use crate::{inspect, synth, Error};
 use wasm_bindgen::prelude::*;
 
 #[cfg(feature = "threads")]
 pub use wasm_bindgen_rayon::init_thread_pool;
+
+/// A parsed file: runnable, or only inspectable (with the reason it cannot run).
+enum Parsed<'a> {
+    Runnable(Box<Model<'a>>),
+    InspectOnly(Gguf<'a>, Error),
+}
+
+impl<'a> Parsed<'a> {
+    fn gguf(&self) -> &Gguf<'a> {
+        match self {
+            Parsed::Runnable(m) => &m.gguf,
+            Parsed::InspectOnly(g, _) => g,
+        }
+    }
+}
 
 self_cell::self_cell!(
     /// The file's bytes and the parsed view borrowing them.
     struct Loaded {
         owner: Vec<u8>,
         #[covariant]
-        dependent: Gguf,
+        dependent: Parsed,
     }
 );
 
-/// One loaded model.
+/// One loaded model, and the last run and comparison on it.
 #[wasm_bindgen]
 pub struct Session {
     loaded: Option<Loaded>,
+    last: Option<(PathSpec, Trace)>,
+    report: Option<Report>,
+    sha256: Option<String>,
+    file_name: Option<String>,
+}
+
+/// The options of `Session.compare`, as a JS object (every field optional).
+#[derive(serde::Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct CompareRequest {
+    isolation: Option<Isolation>,
+    explain: bool,
+    explain_budget: Option<usize>,
+    noise_multiple: Option<f64>,
+    atol: Option<f64>,
+    rtol: Option<f64>,
+    top_k: Option<usize>,
 }
 
 fn js_error(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
 
-/// A serialisable value as a plain JS object (via JSON, so 64-bit integers and maps behave exactly
-/// as in `paritylab ... --json`).
-fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsError> {
-    let text = serde_json::to_string(value).map_err(js_error)?;
-    js_sys::JSON::parse(&text).map_err(|_| JsError::new("internal error: result is not valid JSON"))
+/// A serialisable value as a plain JS object: the objects `paritylab ... --json` prints, with maps
+/// as objects and every number exact (an f32 arrives as the double of the same value).
+fn to_js<T: serde::Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
+    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_error)
 }
 
 #[wasm_bindgen]
 impl Session {
     #[wasm_bindgen(constructor)]
     pub fn new() -> Session {
-        Session { loaded: None }
+        Session { loaded: None, last: None, report: None, sha256: None, file_name: None }
     }
 
     /// Parse a GGUF file and keep it. Returns the same description as `paritylab inspect --json`.
     /// On error the previously loaded file (if any) is dropped.
     pub fn load(&mut self, bytes: Vec<u8>) -> Result<JsValue, JsError> {
         self.loaded = None;
-        let loaded = Loaded::try_new(bytes, |b| Gguf::parse(b)).map_err(js_error)?;
-        let info = to_js(&inspect::inspect(loaded.borrow_dependent()))?;
+        self.last = None;
+        self.report = None;
+        self.sha256 = None;
+        self.file_name = None;
+        let loaded = Loaded::try_new(bytes, |b| {
+            Gguf::parse(b).map(|g| match Model::from_gguf(g) {
+                Ok(m) => Parsed::Runnable(Box::new(m)),
+                Err(failed) => Parsed::InspectOnly(failed.0, failed.1),
+            })
+        })
+        .map_err(js_error)?;
+        let info = to_js(&inspect::inspect(loaded.borrow_dependent().gguf()))?;
         self.loaded = Some(loaded);
         Ok(info)
     }
@@ -60,6 +108,11 @@ impl Session {
         self.load(bytes)
     }
 
+    /// Name the loaded file (for reports).
+    pub fn set_file_name(&mut self, name: &str) {
+        self.file_name = Some(name.to_string());
+    }
+
     /// The loaded file's bytes (e.g. to download a synthetic model).
     pub fn file_bytes(&self) -> Result<Vec<u8>, JsError> {
         Ok(self.file()?.borrow_owner().clone())
@@ -67,13 +120,125 @@ impl Session {
 
     /// Value statistics (min, max, mean, std, NaN/Inf counts, histogram) of one tensor.
     pub fn tensor_stats(&self, name: &str) -> Result<JsValue, JsError> {
-        let g = self.file()?.borrow_dependent();
+        let g = self.file()?.borrow_dependent().gguf();
         let t = g.require_tensor(name).map_err(js_error)?;
         to_js(&inspect::tensor_stats(t).map_err(js_error)?)
     }
 
+    /// The model's hyper-parameters; throws the reason when the file cannot be run.
+    pub fn model_info(&self) -> Result<JsValue, JsError> {
+        to_js(&self.model()?.config)
+    }
+
+    /// Run a path (`hf`, `skainet-dsl,rope_pairing=split_half`, or JSON) on token ids; returns the
+    /// top `top` next tokens per position (as `paritylab run --json`). The trace is kept for
+    /// `stages`, `stage` and `dump`.
+    pub fn run(&mut self, path: &str, tokens: Vec<u32>, top: usize) -> Result<JsValue, JsError> {
+        let spec = PathSpec::parse(path).map_err(js_error)?;
+        let model = self.model()?;
+        let trace = forward(model, &spec, &tokens, None).map_err(js_error)?;
+        let summary = RunSummary::new(&spec, &trace, top, model.token_texts().as_deref());
+        self.last = Some((spec, trace));
+        to_js(&summary)
+    }
+
+    /// The last run's stages in execution order: `[{name, layer, stage, shape}]`.
+    pub fn stages(&self) -> Result<JsValue, JsError> {
+        let (_, trace) = self.last()?;
+        let list: Vec<serde_json::Value> = trace
+            .ids()
+            .iter()
+            .map(|&id| {
+                let shape = trace.dense(id).map(|(s, _)| s).unwrap_or_default();
+                serde_json::json!({ "name": id.name(), "layer": id.layer, "stage": id.stage, "shape": shape })
+            })
+            .collect();
+        to_js(&list)
+    }
+
+    /// One stage of the last run as `{name, shape, values: Float32Array}` (the dump's layout).
+    pub fn stage(&self, name: &str) -> Result<JsValue, JsError> {
+        let (_, trace) = self.last()?;
+        let id = StageId::parse(name).ok_or_else(|| JsError::new(&format!("{name:?} is not a stage name")))?;
+        let (shape, values) = trace.dense(id).ok_or_else(|| JsError::new(&format!("the last run has no {name}")))?;
+        let out = to_js(&serde_json::json!({ "name": name, "shape": shape }))?;
+        let array = js_sys::Float32Array::from(values.iter().map(|&v| v as f32).collect::<Vec<f32>>().as_slice());
+        js_sys::Reflect::set(&out, &JsValue::from_str("values"), &array)
+            .map_err(|_| JsError::new("internal error: cannot build the result"))?;
+        Ok(out)
+    }
+
+    /// Compare path B with reference path A on `tokens` (the JSON report of
+    /// `paritylab compare --json`). `options`: `{isolation: "off"|"layer"|"stage", explain,
+    /// explain_budget, noise_multiple, atol, rtol, top_k}`, all optional.
+    pub fn compare(&mut self, a: &str, b: &str, tokens: Vec<u32>, options: JsValue) -> Result<JsValue, JsError> {
+        let req: CompareRequest = if options.is_undefined() || options.is_null() {
+            CompareRequest::default()
+        } else {
+            // Through serde_json so that unknown (misspelt) options are refused, not ignored.
+            let value: serde_json::Value =
+                serde_wasm_bindgen::from_value(options).map_err(|e| JsError::new(&format!("compare options: {e}")))?;
+            serde_json::from_value(value).map_err(|e| JsError::new(&format!("compare options: {e}")))?
+        };
+        let (spec_a, spec_b) = (PathSpec::parse(a).map_err(js_error)?, PathSpec::parse(b).map_err(js_error)?);
+        let defaults = CompareOptions::default();
+        let opts = CompareOptions {
+            tolerances: Tolerances {
+                noise_multiple: req.noise_multiple.unwrap_or(defaults.tolerances.noise_multiple),
+                atol: req.atol,
+                rtol: req.rtol,
+                ..defaults.tolerances
+            },
+            isolation: req.isolation.unwrap_or(Isolation::Off),
+            explain: req.explain,
+            explain_budget: req.explain_budget.unwrap_or(defaults.explain_budget),
+            top_k: req.top_k.unwrap_or(defaults.top_k),
+        };
+        let sha = self.sha256()?;
+        let model = self.model()?;
+        let comparison = diff::compare(model, &spec_a, &spec_b, &tokens, &opts).map_err(js_error)?;
+        let report = Report::new(model, self.file_name.clone(), sha, &comparison, &opts);
+        let out = to_js(&report)?;
+        self.last = Some((spec_b, comparison.b.trace));
+        self.report = Some(report);
+        Ok(out)
+    }
+
+    /// The last comparison as Markdown for a GitHub issue (with `share_url` when given).
+    pub fn report_markdown(&self, share_url: Option<String>) -> Result<String, JsError> {
+        let report = self.report.as_ref().ok_or_else(|| JsError::new("nothing has been compared yet"))?;
+        Ok(report.markdown(share_url.as_deref()))
+    }
+
+    /// The last run as a dump file (safetensors, the format of `paritylab run --dump`).
+    pub fn dump(&mut self) -> Result<Vec<u8>, JsError> {
+        let sha = self.sha256()?;
+        let arch = self.model()?.config.arch.name();
+        let (spec, trace) = self.last()?;
+        dump::write(trace, &DumpInfo { path: spec, model_sha256: &sha, architecture: arch }).map_err(js_error)
+    }
+
+    /// The loaded file's SHA-256 (computed once).
+    fn sha256(&mut self) -> Result<String, JsError> {
+        if self.sha256.is_none() {
+            self.sha256 = Some(dump::sha256_hex(self.file()?.borrow_owner()));
+        }
+        Ok(self.sha256.clone().unwrap_or_default())
+    }
+
     fn file(&self) -> Result<&Loaded, JsError> {
         self.loaded.as_ref().ok_or_else(|| JsError::new("no model is loaded"))
+    }
+
+    fn model(&self) -> Result<&Model<'_>, JsError> {
+        match self.file()?.borrow_dependent() {
+            Parsed::Runnable(m) => Ok(m),
+            Parsed::InspectOnly(_, e) => Err(JsError::new(&format!("this file can be inspected but not run: {e}"))),
+        }
+    }
+
+    fn last(&self) -> Result<&(PathSpec, Trace), JsError> {
+        self.last.as_ref().ok_or_else(|| JsError::new("nothing has been run yet"))
     }
 }
 
@@ -81,6 +246,14 @@ impl Default for Session {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The path presets: `[{name, description}]`.
+#[wasm_bindgen]
+pub fn presets() -> Result<JsValue, JsError> {
+    let list: Vec<serde_json::Value> =
+        PRESETS.iter().map(|(name, about)| serde_json::json!({ "name": name, "description": about })).collect();
+    to_js(&list)
 }
 
 /// What this build is: `{ version, simd, threads_build, threads }` where `threads` is the size of

@@ -63,3 +63,142 @@ fn bad_input_exits_2_with_the_message() {
     assert_eq!(code, 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn run_prints_top_tokens_and_writes_a_dump() {
+    let model = common::reference_dir().join("gguf/qwen3_tiny_untied.f32.gguf");
+    let dir = std::env::temp_dir().join(format!("paritylab-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dump = dir.join("hf.safetensors");
+    let (code, stdout, stderr) = paritylab(&[
+        "run",
+        model.to_str().unwrap(),
+        "--tokens",
+        "1,5,3",
+        "--top",
+        "3",
+        "--dump",
+        dump.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let out: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(out["path_text"], "hf");
+    assert_eq!(out["tokens"], serde_json::json!([1, 5, 3]));
+    assert_eq!(out["positions"].as_array().unwrap().len(), 3);
+    assert_eq!(out["positions"][0]["top"].as_array().unwrap().len(), 3);
+    // Library and CLI agree to the bit on the top logit.
+    let bytes = std::fs::read(&model).unwrap();
+    let m = paritylab::model::Model::from_bytes(&bytes).unwrap();
+    let trace = paritylab::forward::forward(&m, &paritylab::path::PathSpec::hf(), &[1, 5, 3], None).unwrap();
+    let best = paritylab::logits::top_k(&trace.logits(2).unwrap(), 1)[0].logit;
+    assert_eq!(out["positions"][2]["top"][0]["logit"].as_f64().unwrap(), best);
+    assert!(std::fs::metadata(&dump).unwrap().len() > 1000);
+
+    let (code, stdout, _) = paritylab(&["run", model.to_str().unwrap(), "--tokens", "1,5", "--path", "skainet-dsl"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("path skainet-dsl") && stdout.contains("position 1"), "{stdout}");
+
+    // A path file in JSON.
+    let spec = dir.join("path.json");
+    std::fs::write(
+        &spec,
+        serde_json::to_string(&paritylab::path::PathSpec::preset("skainet-legacy").unwrap()).unwrap(),
+    )
+    .unwrap();
+    let (code, stdout, _) =
+        paritylab(&["run", model.to_str().unwrap(), "--tokens", "1", "--path", spec.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("path skainet-legacy"), "{stdout}");
+
+    for bad in [
+        &["--tokens", "1,99"][..],
+        &["--tokens", "1", "--path", "hf,rope_pairing=sideways"][..],
+        &["--tokens", "x"][..],
+    ] {
+        let mut args = vec!["run", model.to_str().unwrap()];
+        args.extend_from_slice(bad);
+        let (code, _, stderr) = paritylab(&args);
+        assert_eq!(code, 2, "{bad:?}: {stderr}");
+        assert!(!stderr.is_empty());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn compare_exit_codes_reports_and_json() {
+    let model = common::reference_dir().join("gguf/qwen3_tiny_untied.f32.gguf");
+    let m = model.to_str().unwrap();
+    let dir = std::env::temp_dir().join(format!("paritylab-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (md, json) = (dir.join("report.md"), dir.join("report.json"));
+    let (code, stdout, stderr) = paritylab(&[
+        "compare",
+        m,
+        "--tokens",
+        "1,5,3",
+        "--a",
+        "hf",
+        "--b",
+        "skainet-dsl",
+        "--explain",
+        "--isolate",
+        "stage",
+        "--report",
+        md.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "diverge -> 1; {stderr}");
+    assert!(stdout.contains("the paths diverge"), "{stdout}");
+    let report = std::fs::read_to_string(&md).unwrap();
+    assert_eq!(report, stdout);
+    assert!(report.contains("position 0: qk_norm_eps; positions 1-2: rope_pairing + qk_norm_eps"), "{report}");
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["schema"], "paritylab-report/1");
+    assert_eq!(r["verdict"], "diverge");
+    assert_eq!(r["first_divergence"]["position"], 0);
+    assert_eq!(r["first_divergence"]["layer"], 0);
+    assert_eq!(r["first_divergence"]["stage"], "q_normed");
+    assert_eq!(r["explain"]["ranges"][0], serde_json::json!({"positions": [0, 0], "flips": ["qk_norm_eps"]}));
+    assert_eq!(
+        r["explain"]["ranges"][1],
+        serde_json::json!({"positions": [1, 2], "flips": ["rope_pairing", "qk_norm_eps"]})
+    );
+
+    // The CLI's JSON is the library's report, number for number.
+    let bytes = std::fs::read(&model).unwrap();
+    let lib = paritylab::model::Model::from_bytes(&bytes).unwrap();
+    let opts = paritylab::diff::CompareOptions {
+        explain: true,
+        isolation: paritylab::forward::Isolation::Stage,
+        ..Default::default()
+    };
+    let (a, b) = (paritylab::path::PathSpec::hf(), paritylab::path::PathSpec::preset("skainet-dsl").unwrap());
+    let c = paritylab::diff::compare(&lib, &a, &b, &[1, 5, 3], &opts).unwrap();
+    let want = paritylab::diff::Report::new(
+        &lib,
+        Some("qwen3_tiny_untied.f32.gguf".into()),
+        paritylab::dump::sha256_hex(&bytes),
+        &c,
+        &opts,
+    );
+    let want: serde_json::Value = serde_json::from_str(&serde_json::to_string(&want).unwrap()).unwrap();
+    assert!(r == want, "the CLI's JSON report differs from the library's");
+
+    let (code, stdout, _) = paritylab(&["compare", m, "--tokens", "1,5,3", "--a", "hf", "--b", "oracle-f64"]);
+    assert_eq!(code, 0, "agree -> 0");
+    assert!(stdout.contains("agree"));
+    for bad in [
+        vec!["compare", m, "--tokens", "1,5,3", "--b", "nope"],
+        vec!["compare", m, "--tokens", "1,500", "--b", "hf"],
+        vec!["compare", m, "--tokens", "1", "--b", "hf", "--atol", "1e-3"],
+        vec!["compare", "/nonexistent.gguf", "--tokens", "1", "--b", "hf"],
+        vec!["compare", m, "--tokens", "1", "--b", "skainet-legacy,bos=prepend", "--isolate", "stage"],
+    ] {
+        let (code, _, stderr) = paritylab(&bad);
+        assert_eq!(code, 2, "{bad:?}: {stderr}");
+        assert!(stderr.starts_with("error"), "{stderr}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

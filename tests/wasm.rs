@@ -44,9 +44,9 @@ fn numbers_as_f64(v: &mut serde_json::Value) {
     }
 }
 
-/// `value` as the JSON text the CLI prints, parsed back, numbers as a JS caller sees them.
+/// `value` as the JSON value the CLI prints, numbers as a JS caller sees them (exact doubles).
 fn via_text<T: serde::Serialize>(value: &T) -> serde_json::Value {
-    let mut v = serde_json::from_str(&serde_json::to_string(value).unwrap()).unwrap();
+    let mut v = serde_json::to_value(value).unwrap();
     numbers_as_f64(&mut v);
     v
 }
@@ -120,4 +120,86 @@ async fn build_reports_simd_and_its_threads() {
         assert_eq!(info["threads"].as_f64(), Some(1.0));
         assert_eq!(threads.len(), 1);
     }
+}
+
+#[wasm_bindgen_test]
+async fn run_exposes_the_trace_stages_and_dump() {
+    ready().await;
+    let mut s = Session::new();
+    s.load(GQA_Q8.to_vec()).unwrap();
+    let info = json(&s.model_info().unwrap());
+    assert_eq!(info["head_dim"].as_f64(), Some(16.0));
+    let summary = json(&s.run("hf", vec![1, 2, 3], 5).unwrap());
+    let model = paritylab::model::Model::from_bytes(GQA_Q8).unwrap();
+    let trace = paritylab::forward::forward(&model, &paritylab::path::PathSpec::hf(), &[1, 2, 3], None).unwrap();
+    let want = via_text(&paritylab::logits::RunSummary::new(
+        &paritylab::path::PathSpec::hf(),
+        &trace,
+        5,
+        model.token_texts().as_deref(),
+    ));
+    assert_eq!(summary, want);
+
+    let stages = json(&s.stages().unwrap());
+    let names: Vec<&str> = stages.as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(names, trace.ids().iter().map(|id| id.name()).collect::<Vec<_>>());
+    let stage = s.stage("blk.1.kq_softmax").unwrap();
+    let values = js_sys::Float32Array::from(js_sys::Reflect::get(&stage, &"values".into()).unwrap()).to_vec();
+    let (shape, dense) = trace.dense(paritylab::trace::StageId::parse("blk.1.kq_softmax").unwrap()).unwrap();
+    assert_eq!(shape, [4, 3, 3]);
+    assert_eq!(values, dense.iter().map(|&v| v as f32).collect::<Vec<_>>());
+    assert!(message(s.stage("blk.9.q").unwrap_err()).contains("no blk.9.q"));
+
+    let dump = s.dump().unwrap();
+    let st = safetensors::SafeTensors::deserialize(&dump).unwrap();
+    assert_eq!(st.len(), trace.ids().len());
+
+    assert!(message(s.run("hf,rope_pairing=sideways", vec![1], 5).unwrap_err()).contains("split_half"));
+    assert!(message(s.run("hf", vec![1000], 5).unwrap_err()).contains("out of range"));
+    // A file that parses but is not a model: inspectable, not runnable.
+    s.load(QUANT.to_vec()).unwrap();
+    assert!(message(s.model_info().unwrap_err()).contains("\"quantzoo\" is not supported"));
+    assert!(message(s.run("hf", vec![1], 5).unwrap_err()).contains("inspected but not run"));
+}
+
+static TINY_UNTIED: &[u8] = include_bytes!("../../shared/reference/gguf/qwen3_tiny_untied.f32.gguf");
+
+#[wasm_bindgen_test]
+async fn compare_returns_the_library_report_and_markdown() {
+    ready().await;
+    let mut s = Session::new();
+    s.load(TINY_UNTIED.to_vec()).unwrap();
+    s.set_file_name("qwen3_tiny_untied.f32.gguf");
+    let options = js_sys::JSON::parse(r#"{"isolation": "stage", "explain": true}"#).unwrap();
+    let got = json(&s.compare("hf", "skainet-legacy", vec![1, 5, 3], options).unwrap());
+    assert_eq!(got["verdict"], "diverge");
+    assert_eq!(got["first_divergence"]["stage"], "q");
+    assert_eq!(got["explain"]["summary"], "positions 0-2: projection");
+
+    let model = paritylab::model::Model::from_bytes(TINY_UNTIED).unwrap();
+    let opts = paritylab::diff::CompareOptions {
+        isolation: paritylab::forward::Isolation::Stage,
+        explain: true,
+        ..Default::default()
+    };
+    let (a, b) = (paritylab::path::PathSpec::hf(), paritylab::path::PathSpec::preset("skainet-legacy").unwrap());
+    let c = paritylab::diff::compare(&model, &a, &b, &[1, 5, 3], &opts).unwrap();
+    let want = paritylab::diff::Report::new(
+        &model,
+        Some("qwen3_tiny_untied.f32.gguf".into()),
+        paritylab::dump::sha256_hex(TINY_UNTIED),
+        &c,
+        &opts,
+    );
+    assert_eq!(got, via_text(&want));
+    let md = s.report_markdown(Some("https://example.test/#x".into())).unwrap();
+    assert!(md.contains("the paths diverge") && md.contains("https://example.test/#x"), "{md}");
+
+    let refused =
+        |s: &mut Session, options: &str| match s.compare("hf", "hf", vec![1], js_sys::JSON::parse(options).unwrap()) {
+            Ok(_) => panic!("{options} was accepted"),
+            Err(e) => message(e),
+        };
+    assert!(refused(&mut s, r#"{"isolation": "sideways"}"#).contains("compare options"));
+    assert!(refused(&mut s, r#"{"explian": true}"#).contains("explian"));
 }

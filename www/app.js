@@ -2,6 +2,7 @@
 
 import { Engine } from './js/engine.js';
 import { Inspector } from './js/inspector.js';
+import { Runner } from './js/runner.js';
 import { el, replace, $ } from './js/dom.js';
 import { bytes } from './js/format.js';
 
@@ -11,6 +12,7 @@ const state = { busy: false, downloadName: 'model.gguf' };
 const inspector = new Inspector($('#model'), {
   onSelectTensor: (name) => engine.call('tensor_stats', { name }),
 });
+const runner = new Runner($('#runner'), engine);
 
 function showError(message) {
   const box = $('#error');
@@ -37,8 +39,14 @@ async function loadWith(label, downloadName, request) {
     const { info, origin } = await request();
     state.downloadName = downloadName;
     inspector.show(info, origin);
+    try {
+      runner.show(await engine.call('model_info'), null);
+    } catch (err) {
+      runner.show(null, err.message);
+    }
   } catch (err) {
     inspector.hide();
+    $('#runner').hidden = true;
     showError(err.message);
   } finally {
     setBusy('');
@@ -57,13 +65,15 @@ async function loadFile(file) {
   });
 }
 
-function loadDefault() {
-  return loadWith('Generating the source issue\'s reproducer…', 'source-issue-reproducer.gguf', async () => ({
+async function loadDefault() {
+  await loadWith('Generating the source issue\'s reproducer…', 'source-issue-reproducer.gguf', async () => ({
     info: await engine.call('synthetic', { spec: '' }),
     origin:
       'Synthetic: the source issue\'s reproducer (Qwen3-shaped, dim 32, 2 heads, 2 KV heads, head_dim 16, FFN 64, ' +
       '1 layer, vocab 64, RoPE base 1e6, eps 1e-6, QK norm, small integer weights), generated in this tab from a seed.',
   }));
+  // Show it running straight away: the reference path on the issue's tokens.
+  if (!$('#runner').hidden && !runner.busy) await runner.run();
 }
 
 function showStatus(env) {
@@ -127,8 +137,9 @@ $('#download-model').addEventListener('click', async () => {
 });
 
 engine.ready.then(
-  (env) => {
+  async (env) => {
     showStatus(env);
+    await runner.setPresets();
     document.body.dataset.engine = 'ready';
     return loadDefault();
   },

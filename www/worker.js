@@ -43,12 +43,35 @@ async function start() {
 
 function handle(msg) {
   switch (msg.type) {
-    case 'load':
-      return { value: session.load(new Uint8Array(msg.bytes)) };
+    case 'load': {
+      const value = session.load(new Uint8Array(msg.bytes));
+      if (msg.name) session.set_file_name(msg.name);
+      return { value };
+    }
     case 'synthetic':
       return { value: session.load_synthetic(msg.spec || '') };
     case 'tensor_stats':
       return { value: session.tensor_stats(msg.name) };
+    case 'model_info':
+      return { value: session.model_info() };
+    case 'run':
+      return { value: session.run(msg.path, new Uint32Array(msg.tokens), msg.top) };
+    case 'stages':
+      return { value: session.stages() };
+    case 'stage': {
+      const value = session.stage(msg.name);
+      return { value, transfer: [value.values.buffer] };
+    }
+    case 'dump': {
+      const bytes = session.dump();
+      return { value: bytes.buffer, transfer: [bytes.buffer] };
+    }
+    case 'compare':
+      return { value: session.compare(msg.a, msg.b, new Uint32Array(msg.tokens), msg.options || {}) };
+    case 'report_markdown':
+      return { value: session.report_markdown(msg.shareUrl || undefined) };
+    case 'presets':
+      return { value: engine.presets() };
     case 'file_bytes': {
       const bytes = session.file_bytes();
       return { value: bytes.buffer, transfer: [bytes.buffer] };

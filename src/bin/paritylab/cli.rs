@@ -3,8 +3,15 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use paritylab::diff::{CompareOptions, Report, Tolerances};
+use paritylab::dump::DumpInfo;
+use paritylab::forward::forward;
+use paritylab::forward::Isolation;
 use paritylab::gguf::Gguf;
 use paritylab::inspect;
+use paritylab::logits::RunSummary;
+use paritylab::model::Model;
+use paritylab::path::PathSpec;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,6 +38,72 @@ enum Command {
         /// Also decode every tensor and print value statistics (min, max, mean, std, NaN/Inf).
         #[arg(long)]
         stats: bool,
+    },
+    /// Run one forward path and print the top next tokens at every position; optionally dump every
+    /// stage of every layer to a safetensors file.
+    Run {
+        /// The GGUF file.
+        model: PathBuf,
+        /// Token ids, comma-separated (e.g. 1,5,3).
+        #[arg(long, value_delimiter = ',', required = true)]
+        tokens: Vec<u32>,
+        /// The path: a preset (hf, oracle-f64, skainet-dsl, skainet-legacy), its text form with
+        /// overrides (hf,rope_pairing=interleaved), or a JSON file.
+        #[arg(long, default_value = "hf")]
+        path: String,
+        /// Write every recorded stage to this safetensors file (see the README's dump format).
+        #[arg(long)]
+        dump: Option<PathBuf>,
+        /// How many next-token candidates to print per position.
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run two paths on the same weights and tokens, compare them stage by stage against each
+    /// path's own float noise, and say where (and, with --explain, why) they part. Exit code 0 when
+    /// they agree, 1 when they diverge, 2 on bad input.
+    Compare {
+        /// The GGUF file.
+        model: PathBuf,
+        /// Token ids, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        tokens: Vec<u32>,
+        /// Path A, the reference (preset, text form or JSON file).
+        #[arg(long, default_value = "hf")]
+        a: String,
+        /// Path B, the one under test.
+        #[arg(long)]
+        b: String,
+        /// Also run B on A's activations at every layer input (layer) or every stage input (stage),
+        /// separating each op's own error from error carried in.
+        #[arg(long, value_parser = ["off", "layer", "stage"], default_value = "off")]
+        isolate: String,
+        /// Search the convention flips that explain the divergence.
+        #[arg(long)]
+        explain: bool,
+        /// Most forward runs the explain search may spend.
+        #[arg(long, default_value_t = paritylab::diff::explain::DEFAULT_BUDGET)]
+        explain_budget: usize,
+        /// A stage is noise up to this multiple of the larger of the two paths' measured noise.
+        #[arg(long, default_value_t = 3.0)]
+        noise_multiple: f64,
+        /// Absolute tolerance: a stage within allclose(atol, rtol) is not diverged.
+        #[arg(long)]
+        atol: Option<f64>,
+        /// Relative tolerance (with --atol; numpy's allclose).
+        #[arg(long)]
+        rtol: Option<f64>,
+        /// Write the Markdown report here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Write the JSON report here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Candidates per position in the report's top-k table.
+        #[arg(long, default_value_t = 5)]
+        top: usize,
     },
     /// Serve the web page (a static folder) with the headers it needs for threads.
     Serve {
@@ -60,6 +133,17 @@ impl std::fmt::Display for BadInput {
 }
 impl std::error::Error for BadInput {}
 
+/// The comparison's outcome, for the exit code.
+#[derive(Debug)]
+struct Diverged;
+
+impl std::fmt::Display for Diverged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the paths diverge")
+    }
+}
+impl std::error::Error for Diverged {}
+
 pub fn main() -> ExitCode {
     let args = match Args::try_parse() {
         Ok(a) => a,
@@ -69,12 +153,16 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    let is_compare = matches!(args.command, Command::Compare { .. });
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Diverged>() => ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e:#}");
+            // Input errors, and for `compare` any failure, exit 2 so callers can tell them from a
+            // divergence (1).
             let bad_input = e.chain().any(|c| c.is::<BadInput>() || c.is::<paritylab::Error>());
-            ExitCode::from(if bad_input { 2 } else { 1 })
+            ExitCode::from(if bad_input || is_compare { 2 } else { 1 })
         }
     }
 }
@@ -111,10 +199,91 @@ fn run(args: Args) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Run { model, tokens, path, dump, top, json } => {
+            let bytes = read_model(&model)?;
+            let m = Model::from_bytes(&bytes).with_context(|| format!("cannot run {}", model.display()))?;
+            let spec = parse_path(&path)?;
+            let trace = forward(&m, &spec, &tokens, None)?;
+            if let Some(out) = dump {
+                let sha = paritylab::dump::sha256_hex(&bytes);
+                let info = DumpInfo { path: &spec, model_sha256: &sha, architecture: m.config.arch.name() };
+                std::fs::write(&out, paritylab::dump::write(&trace, &info)?)
+                    .with_context(|| format!("cannot write {}", out.display()))?;
+                eprintln!("wrote {} stages x {} positions to {}", trace.ids().len(), trace.positions(), out.display());
+            }
+            let texts = m.token_texts();
+            let summary = RunSummary::new(&spec, &trace, top, texts.as_deref());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                print!("{}", crate::text::run(&m.config, &summary));
+            }
+            Ok(())
+        }
+        Command::Compare {
+            model,
+            tokens,
+            a,
+            b,
+            isolate,
+            explain,
+            explain_budget,
+            noise_multiple,
+            atol,
+            rtol,
+            report,
+            json,
+            top,
+        } => {
+            let bytes = read_model(&model)?;
+            let m = Model::from_bytes(&bytes).with_context(|| format!("cannot run {}", model.display()))?;
+            let (spec_a, spec_b) = (parse_path(&a)?, parse_path(&b)?);
+            if atol.is_some() != rtol.is_some() {
+                return Err(anyhow::Error::new(BadInput("give --atol and --rtol together".into())));
+            }
+            let opts = CompareOptions {
+                tolerances: Tolerances { noise_multiple, atol, rtol, ..Tolerances::default() },
+                isolation: match isolate.as_str() {
+                    "layer" => Isolation::Layer,
+                    "stage" => Isolation::Stage,
+                    _ => Isolation::Off,
+                },
+                explain,
+                explain_budget,
+                top_k: top,
+            };
+            let comparison = paritylab::diff::compare(&m, &spec_a, &spec_b, &tokens, &opts)?;
+            let file = model.file_name().map(|f| f.to_string_lossy().into_owned());
+            let r = Report::new(&m, file, paritylab::dump::sha256_hex(&bytes), &comparison, &opts);
+            let markdown = r.markdown(None);
+            print!("{markdown}");
+            if let Some(path) = report {
+                std::fs::write(&path, &markdown).with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&r)?)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            if r.agrees() {
+                Ok(())
+            } else {
+                Err(anyhow::Error::new(Diverged))
+            }
+        }
         Command::Serve { dir, host, port, no_isolation } => {
             crate::serve::serve(&dir, &host, port, !no_isolation).map_err(|e| anyhow::Error::new(BadInput(e)))
         }
     }
+}
+
+/// A path given on the command line: a JSON file, or the text form.
+fn parse_path(text: &str) -> anyhow::Result<PathSpec> {
+    let file = std::path::Path::new(text);
+    if text.ends_with(".json") && file.is_file() {
+        let json = std::fs::read_to_string(file).with_context(|| format!("cannot read {text}"))?;
+        return Ok(PathSpec::parse(&json)?);
+    }
+    Ok(PathSpec::parse(text)?)
 }
 
 fn read_model(path: &PathBuf) -> anyhow::Result<Vec<u8>> {

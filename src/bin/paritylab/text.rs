@@ -1,6 +1,7 @@
 //! Plain-text rendering of CLI results for a terminal.
 
 use paritylab::inspect::{Inspection, TensorStats, ValueSummary};
+use paritylab::logits::RunSummary;
 use paritylab::Result;
 use serde_json::Value as Json;
 use std::fmt::Write;
@@ -145,6 +146,33 @@ pub fn stats_table(stats: &[(&str, Result<TensorStats>)]) -> String {
             Err(e) => {
                 let _ = writeln!(o, "  {:<name_w$}  {e}", cut(name, 48));
             }
+        }
+    }
+    o
+}
+
+/// The top next tokens of every position of a run.
+pub fn run(config: &paritylab::model::Config, summary: &RunSummary) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{} · {} layer{} · hidden {} · {} heads ({} KV) x {} · vocab {}",
+        config.arch,
+        config.layers,
+        if config.layers == 1 { "" } else { "s" },
+        config.hidden,
+        config.heads,
+        config.kv_heads,
+        config.head_dim,
+        thousands(config.vocab as u64)
+    );
+    let _ = writeln!(o, "path {}", summary.path_text);
+    let quoted = |t: &Option<String>| t.as_ref().map(|s| format!(" {s:?}")).unwrap_or_default();
+    for p in &summary.positions {
+        let _ = writeln!(o, "\nposition {} · token {}{} · next:", p.position, p.token, quoted(&p.text));
+        for c in &p.top {
+            let _ =
+                writeln!(o, "  {:>8}{:<24} logit {:>12.6}  p {:.4}", c.id, cut(&quoted(&c.text), 24), c.logit, c.prob);
         }
     }
     o

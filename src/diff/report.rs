@@ -1,0 +1,424 @@
+//! The comparison as a report: JSON (versioned, everything) and Markdown (fit to paste into a
+//! GitHub issue).
+
+use super::explain::Explanation;
+use super::logits::{self as logit_diff, LogitMetrics, LogitSummary};
+use super::{first_divergence, Alignment, Class, CompareOptions, Comparison, StageDiff, Tolerances};
+use crate::forward::Isolation;
+use crate::logits::{top_k, Candidate};
+use crate::model::{Config, Model};
+use crate::path::PathSpec;
+use crate::trace::{Stage, StageId};
+use serde::Serialize;
+use std::fmt::Write;
+
+/// The JSON schema's name and version.
+pub const SCHEMA: &str = "paritylab-report/1";
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Agree,
+    Diverge,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    /// The file's name as the user gave it, when known.
+    pub file: Option<String>,
+    pub sha256: String,
+    pub config: Config,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PathInfo {
+    pub text: String,
+    pub spec: PathSpec,
+    /// The tokens this path ran (after its BOS handling).
+    pub tokens: Vec<u32>,
+}
+
+/// Where the paths first part.
+#[derive(Debug, Clone, Serialize)]
+pub struct Divergence {
+    /// Position among the compared (aligned) tokens.
+    pub position: usize,
+    /// `None` outside the layers.
+    pub layer: Option<usize>,
+    pub stage: Stage,
+    /// The dump name (`blk.0.q`).
+    pub name: String,
+    /// The element where |A - B| is largest, and the two values there.
+    pub worst_index: Option<usize>,
+    pub value_a: Option<f64>,
+    pub value_b: Option<f64>,
+    pub max_abs: f64,
+    pub rel_l2: f64,
+    /// max |A - B| over the noise threshold.
+    #[serde(serialize_with = "crate::json::float")]
+    pub times_threshold: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IsolationReport {
+    pub mode: Isolation,
+    /// Every stage of B run on A's inputs, compared with A.
+    pub stages: Vec<StageDiff>,
+    /// The stages that stay diverged in isolation (their own math differs), once each.
+    pub diverged: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TopK {
+    pub position: usize,
+    pub token: u32,
+    pub a: Vec<Candidate>,
+    pub b: Vec<Candidate>,
+}
+
+/// Everything about a comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    pub model: ModelInfo,
+    /// The token ids as given.
+    pub tokens: Vec<u32>,
+    pub a: PathInfo,
+    pub b: PathInfo,
+    /// The PathSpec fields where A and B differ.
+    pub differing_fields: Vec<&'static str>,
+    pub tolerances: Tolerances,
+    pub verdict: Verdict,
+    /// The first diverged stage in execution order (position first), if any.
+    pub first_divergence: Option<Divergence>,
+    /// Per compared position, its first diverged stage.
+    pub first_divergence_per_position: Vec<Option<Divergence>>,
+    /// The positions compared, as tokens (A's tokens from its first compared position).
+    pub compared_tokens: Vec<u32>,
+    pub stages: Vec<StageDiff>,
+    pub logits: Vec<LogitMetrics>,
+    pub logit_summary: LogitSummary,
+    pub isolation: Option<IsolationReport>,
+    pub explain: Option<Explanation>,
+    pub top_k: Vec<TopK>,
+}
+
+fn divergence(d: &StageDiff, c: &Comparison, al: &Alignment) -> Divergence {
+    let id = d.id();
+    let value =
+        |t: &crate::trace::Trace, pos: usize| d.metrics.argmax.and_then(|i| t.get(id, pos).and_then(|v| v.get(i)));
+    Divergence {
+        position: d.position,
+        layer: d.layer,
+        stage: d.stage,
+        name: d.name.clone(),
+        worst_index: d.metrics.argmax,
+        value_a: value(&c.a.trace, d.position + al.offset_a),
+        value_b: value(&c.b.trace, d.position + al.offset_b),
+        max_abs: d.metrics.max_abs,
+        rel_l2: d.metrics.rel_l2,
+        times_threshold: if d.threshold > 0.0 { d.metrics.max_abs / d.threshold } else { f64::INFINITY },
+    }
+}
+
+impl Report {
+    /// Build the report of a comparison of `model` (`file`: its name, when known).
+    pub fn new(
+        model: &Model<'_>,
+        file: Option<String>,
+        sha256: String,
+        c: &Comparison,
+        opts: &CompareOptions,
+    ) -> Report {
+        let (a, b, tokens) = (&c.spec_a, &c.spec_b, &c.tokens);
+        let al = Alignment::of(&c.a.trace, &c.b.trace);
+        let positions = al.len;
+        let first_divergence_per_position = (0..positions)
+            .map(|p| {
+                c.stages.iter().find(|s| s.position == p && s.class == Class::Diverged).map(|d| divergence(d, c, &al))
+            })
+            .collect();
+        let logits: Vec<LogitMetrics> = (0..positions)
+            .filter_map(|p| {
+                let la = c.a.trace.logits(p + al.offset_a)?;
+                let lb = c.b.trace.logits(p + al.offset_b)?;
+                Some(logit_diff::compare(&la, &lb))
+            })
+            .collect();
+        let top_k = (0..positions)
+            .map(|p| TopK {
+                position: p,
+                token: c.a.trace.tokens[p + al.offset_a],
+                a: top_k(&c.a.trace.logits(p + al.offset_a).unwrap_or_default(), opts.top_k),
+                b: top_k(&c.b.trace.logits(p + al.offset_b).unwrap_or_default(), opts.top_k),
+            })
+            .collect();
+        let isolation = c.isolated.as_ref().map(|stages| {
+            let mut diverged: Vec<String> = Vec::new();
+            for s in stages.iter().filter(|s| s.class == Class::Diverged) {
+                if !diverged.contains(&s.name) {
+                    diverged.push(s.name.clone());
+                }
+            }
+            IsolationReport { mode: opts.isolation, stages: stages.clone(), diverged }
+        });
+        let first = first_divergence(&c.stages).map(|d| divergence(d, c, &al));
+        Report {
+            schema: SCHEMA,
+            model: ModelInfo { file, sha256, config: model.config.clone() },
+            tokens: tokens.to_vec(),
+            a: PathInfo { text: a.to_text(), spec: a.clone(), tokens: c.a.trace.tokens.clone() },
+            b: PathInfo { text: b.to_text(), spec: b.clone(), tokens: c.b.trace.tokens.clone() },
+            differing_fields: a.differences(b),
+            tolerances: opts.tolerances,
+            verdict: if first.is_some() { Verdict::Diverge } else { Verdict::Agree },
+            first_divergence: first,
+            first_divergence_per_position,
+            compared_tokens: c.a.trace.tokens[al.offset_a..al.offset_a + positions].to_vec(),
+            logit_summary: logit_diff::summarise(&logits),
+            logits,
+            stages: c.stages.clone(),
+            isolation,
+            explain: c.explain.clone(),
+            top_k,
+        }
+    }
+
+    pub fn agrees(&self) -> bool {
+        matches!(self.verdict, Verdict::Agree)
+    }
+
+    /// The one-line verdict.
+    pub fn verdict_line(&self) -> String {
+        match &self.first_divergence {
+            None => format!(
+                "`{}` and `{}` agree: every stage at every position is within float noise.",
+                self.b.text, self.a.text
+            ),
+            Some(d) => {
+                let mut line = format!(
+                    "`{}` diverges from `{}`: first at `{}` ({}) of position {} (token {}), max |Δ| {} = {}× the noise threshold.",
+                    self.b.text,
+                    self.a.text,
+                    d.name,
+                    stage_place(d.layer, d.stage),
+                    d.position,
+                    self.compared_tokens.get(d.position).copied().unwrap_or_default(),
+                    sci(d.max_abs),
+                    sci(d.times_threshold)
+                );
+                if let Some(e) = &self.explain {
+                    let _ = write!(line, " Explained by {}.", e.summary);
+                }
+                line
+            }
+        }
+    }
+
+    /// The report as Markdown for a GitHub issue. `share_url` is included when given.
+    pub fn markdown(&self, share_url: Option<&str>) -> String {
+        let mut o = String::new();
+        let verdict = if self.agrees() { "agree" } else { "diverge" };
+        let _ = writeln!(o, "## paritylab: `{}` vs `{}`: the paths {verdict}\n", self.b.text, self.a.text);
+        let _ = writeln!(o, "**{}**\n", self.verdict_line());
+        if let Some(e) = &self.explain {
+            let _ = writeln!(
+                o,
+                "**Explain** ({} runs{}): {}.",
+                e.runs,
+                if e.capped { ", search capped" } else { "" },
+                e.summary
+            );
+            for r in &e.ranges {
+                let flips: Vec<String> = r
+                    .flips
+                    .iter()
+                    .map(|f| format!("`{f}`: `{}` → `{}`", field_value(&self.b.spec, f), field_value(&self.a.spec, f)))
+                    .collect();
+                let _ = writeln!(o, "- {}: {}", positions_label(r.positions), flips.join(", "));
+            }
+            if !e.no_effect.is_empty() {
+                let _ = writeln!(o, "- differing but without effect on this model: {}", code_list(&e.no_effect));
+            }
+            o.push('\n');
+        }
+        let c = &self.model.config;
+        let _ = writeln!(o, "| | |\n|---|---|");
+        let file = self.model.file.as_deref().map(|f| format!("`{f}` · ")).unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "| model | {file}{} · {} layer{} · hidden {} · {} heads / {} KV × {} · FFN {} · vocab {} · sha256 `{}` |",
+            c.arch,
+            c.layers,
+            if c.layers == 1 { "" } else { "s" },
+            c.hidden,
+            c.heads,
+            c.kv_heads,
+            c.head_dim,
+            c.ffn,
+            c.vocab,
+            &self.model.sha256[..self.model.sha256.len().min(16)]
+        );
+        let _ = writeln!(o, "| tokens | `{:?}` |", self.tokens);
+        let _ = writeln!(o, "| A (reference) | `{}` |", self.a.text);
+        let _ = writeln!(o, "| B | `{}` |", self.b.text);
+        let _ = writeln!(o, "| conventions that differ | {} |", code_list(&self.differing_fields));
+        let t = &self.tolerances;
+        let mut tol = format!(
+            "a stage diverges when max\\|A−B\\| > {} × max(noise A, noise B) + {:e}·max\\|A\\| (noise: each path vs its own f64 twin)",
+            t.noise_multiple, t.floor_rel
+        );
+        if let (Some(a), Some(r)) = (t.atol, t.rtol) {
+            let _ = write!(tol, "; allclose(atol {a}, rtol {r}) also passes");
+        }
+        let _ = writeln!(o, "| tolerances | {tol} |");
+        if let Some(url) = share_url {
+            let _ = writeln!(o, "| reproduce | {url} |");
+        }
+        o.push('\n');
+
+        // Stage x layer table: the worst class over positions, with max |Δ| / threshold.
+        let layers = c.layers;
+        let _ =
+            writeln!(o, "### Stages (worst over positions; ✓ match, ≈ noise, ✗ diverged: max|Δ| and × threshold)\n");
+        let mut header = String::from("| stage |");
+        let mut rule = String::from("|---|");
+        let columns: Vec<Option<usize>> = if layers <= 8 {
+            (0..layers).map(Some).collect()
+        } else {
+            // Wide models: the first and last four layers.
+            (0..4).chain(layers - 4..layers).map(Some).collect()
+        };
+        for l in &columns {
+            let _ = write!(header, " layer {} |", l.unwrap_or(0));
+            rule.push_str("---|");
+        }
+        let _ = writeln!(o, "{header}\n{rule}");
+        let cell = |id: StageId| -> String {
+            let worst = self
+                .stages
+                .iter()
+                .filter(|s| s.id() == id)
+                .max_by(|x, y| x.class.cmp(&y.class).then(x.metrics.max_abs.total_cmp(&y.metrics.max_abs)));
+            match worst {
+                None => "".into(),
+                Some(s) => match s.class {
+                    Class::Match => "✓".into(),
+                    Class::Noise => format!("≈ {}", sci(s.metrics.max_abs)),
+                    Class::Diverged => {
+                        let x = if s.threshold > 0.0 { s.metrics.max_abs / s.threshold } else { f64::INFINITY };
+                        format!("✗ {} ({}×)", sci(s.metrics.max_abs), sci(x))
+                    }
+                },
+            }
+        };
+        let seen: Vec<StageId> = {
+            let mut v: Vec<StageId> = Vec::new();
+            for s in &self.stages {
+                if !v.contains(&s.id()) {
+                    v.push(s.id());
+                }
+            }
+            v
+        };
+        for &stage in Stage::ALL.iter().filter(|s| s.in_layer()) {
+            if !seen.iter().any(|id| id.stage == stage) {
+                continue;
+            }
+            let mut row = format!("| `{}` |", stage.name());
+            for l in &columns {
+                let _ = write!(row, " {} |", cell(StageId::new(*l, stage)));
+            }
+            let _ = writeln!(o, "{row}");
+        }
+        for stage in [Stage::TokEmbd, Stage::ResultNorm, Stage::ResultOutput] {
+            let _ = writeln!(o, "\n`{}`: {}", stage.name(), cell(StageId::global(stage)));
+        }
+        o.push('\n');
+
+        if let Some(iso) = &self.isolation {
+            let mode = match iso.mode {
+                Isolation::Layer => "layer",
+                Isolation::Stage => "stage",
+                Isolation::Off => "off",
+            };
+            let _ = writeln!(
+                o,
+                "**Isolation ({mode}):** B run on A's inputs at every {mode}; still diverged: {}\n",
+                if iso.diverged.is_empty() { "nothing".to_string() } else { code_list(&iso.diverged) }
+            );
+        }
+
+        let s = &self.logit_summary;
+        let _ = writeln!(o, "### Logits\n");
+        let _ = writeln!(
+            o,
+            "KLD(A‖B) mean {} · max {} · p99 {} · p90 {} · median {} · same top-1 {:.0}%\n",
+            sci(s.mean_kld),
+            sci(s.max_kld),
+            sci(s.p99_kld),
+            sci(s.p90_kld),
+            sci(s.median_kld),
+            100.0 * s.same_top1
+        );
+        let _ = writeln!(o, "| pos | token | max\\|Δlogit\\| | KLD | top-1 A | top-1 B | Δp | top-5 A | top-5 B |");
+        let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|");
+        for (m, t) in self.logits.iter().zip(&self.top_k) {
+            let ids = |c: &[Candidate]| c.iter().take(5).map(|x| x.id.to_string()).collect::<Vec<_>>().join(" ");
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} | {:+.4} | {} | {} |",
+                t.position,
+                t.token,
+                sci(m.max_abs),
+                sci(m.kld),
+                m.top1_a,
+                m.top1_b,
+                m.delta_p,
+                ids(&t.a),
+                ids(&t.b)
+            );
+        }
+        o
+    }
+}
+
+/// `x` with 3 significant digits.
+pub fn sci(x: f64) -> String {
+    if x == 0.0 {
+        "0".into()
+    } else if !x.is_finite() {
+        format!("{x}")
+    } else if (1e-3..1e4).contains(&x.abs()) {
+        format!("{}", (x * 1e3).round() / 1e3)
+    } else {
+        format!("{x:.2e}")
+    }
+}
+
+fn stage_place(layer: Option<usize>, stage: Stage) -> String {
+    match layer {
+        Some(l) => format!("layer {l}, stage {}", stage.name()),
+        None => format!("stage {}", stage.name()),
+    }
+}
+
+fn positions_label(r: [usize; 2]) -> String {
+    if r[0] == r[1] {
+        format!("position {}", r[0])
+    } else {
+        format!("positions {}-{}", r[0], r[1])
+    }
+}
+
+fn code_list<S: AsRef<str>>(items: &[S]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.iter().map(|s| format!("`{}`", s.as_ref())).collect::<Vec<_>>().join(", ")
+    }
+}
+
+fn field_value(spec: &PathSpec, field: &str) -> String {
+    spec.fields().into_iter().find(|(f, _)| *f == field).map(|(_, v)| v).unwrap_or_default()
+}

@@ -1,0 +1,140 @@
+//! The two float types a path can compute in. The forward pass is generic over [`Float`] so the
+//! `hf` path (f32) and the `oracle-f64` path (f64 end to end) are one piece of code.
+//!
+//! Transcendental functions come from the pure-Rust `libm` crate, so a result is the same bits on
+//! every platform (native and wasm), not whatever the system's math library rounds to.
+
+use crate::ops::dot::{dot_f32, dot_f64};
+use crate::path::Precision;
+use crate::trace::Values;
+use std::fmt::Debug;
+use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
+
+pub trait Float:
+    Copy
+    + Debug
+    + Default
+    + PartialOrd
+    + Send
+    + Sync
+    + 'static
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+{
+    const ZERO: Self;
+    const ONE: Self;
+    /// `true` for f64.
+    const IS_F64: bool;
+    fn from_f32(x: f32) -> Self;
+    /// Rounds to nearest for f32.
+    fn from_f64(x: f64) -> Self;
+    fn to_f64(self) -> f64;
+    fn to_f32(self) -> f32;
+    fn sqrt(self) -> Self;
+    fn exp(self) -> Self;
+    fn max(self, other: Self) -> Self;
+    /// `sum a[i] * b[i]`, accumulated in f32 (the fixed lane order of [`crate::ops::dot`]) or f64.
+    /// An f64 value always accumulates in f64.
+    fn dot(a: &[Self], b: &[Self], accumulate: Precision) -> Self;
+    /// `sum w[i] * x[i]` for a row of decoded weights `w`, accumulated like [`Float::dot`].
+    fn dot_weights(w: &[f32], x: &[Self], accumulate: Precision) -> Self;
+    /// A copy for a trace.
+    fn values(x: &[Self]) -> Values;
+}
+
+impl Float for f32 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    const IS_F64: bool = false;
+    #[inline]
+    fn from_f32(x: f32) -> Self {
+        x
+    }
+    #[inline]
+    fn from_f64(x: f64) -> Self {
+        x as f32
+    }
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self.into()
+    }
+    #[inline]
+    fn to_f32(self) -> f32 {
+        self
+    }
+    #[inline]
+    fn sqrt(self) -> Self {
+        f32::sqrt(self)
+    }
+    #[inline]
+    fn exp(self) -> Self {
+        libm::expf(self)
+    }
+    #[inline]
+    fn max(self, other: Self) -> Self {
+        f32::max(self, other)
+    }
+    #[inline]
+    fn dot(a: &[f32], b: &[f32], accumulate: Precision) -> f32 {
+        match accumulate {
+            Precision::F32 => dot_f32(a, b),
+            Precision::F64 => dot_f64(a, b) as f32,
+        }
+    }
+    #[inline]
+    fn dot_weights(w: &[f32], x: &[f32], accumulate: Precision) -> f32 {
+        Self::dot(w, x, accumulate)
+    }
+    fn values(x: &[f32]) -> Values {
+        Values::F32(x.to_vec())
+    }
+}
+
+impl Float for f64 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    const IS_F64: bool = true;
+    #[inline]
+    fn from_f32(x: f32) -> Self {
+        x.into()
+    }
+    #[inline]
+    fn from_f64(x: f64) -> Self {
+        x
+    }
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline]
+    fn to_f32(self) -> f32 {
+        self as f32
+    }
+    #[inline]
+    fn sqrt(self) -> Self {
+        f64::sqrt(self)
+    }
+    #[inline]
+    fn exp(self) -> Self {
+        libm::exp(self)
+    }
+    #[inline]
+    fn max(self, other: Self) -> Self {
+        f64::max(self, other)
+    }
+    #[inline]
+    fn dot(a: &[f64], b: &[f64], _accumulate: Precision) -> f64 {
+        dot_f64(a, b)
+    }
+    #[inline]
+    fn dot_weights(w: &[f32], x: &[f64], _accumulate: Precision) -> f64 {
+        w.iter().zip(x).fold(0.0, |s, (&a, &b)| s + f64::from(a) * b)
+    }
+    fn values(x: &[f64]) -> Values {
+        Values::F64(x.to_vec())
+    }
+}

@@ -1,0 +1,129 @@
+//! Projections: `out = W x` for a weight matrix kept in its GGUF type. Rows are decoded on the fly
+//! (never a full f32 copy of a model) and split across threads by output row only, so the result is
+//! the same bits for any thread count.
+
+use crate::float::Float;
+use crate::model::Matrix;
+use crate::path::{Precision, Projection};
+use crate::quant;
+use crate::Result;
+use rayon::prelude::*;
+use std::collections::HashMap;
+
+/// Output rows per parallel task.
+const ROWS_PER_TASK: usize = 16;
+
+/// Matrices decoded whole, for the orientations that read the bytes across rows (small models
+/// only: `as_stored` and `shape_guess` model bugs seen on tiny reproducers).
+#[derive(Default)]
+pub struct DenseCache {
+    dense: HashMap<String, Vec<f32>>,
+}
+
+impl DenseCache {
+    fn get(&mut self, w: &Matrix<'_>) -> Result<&[f32]> {
+        if !self.dense.contains_key(w.name) {
+            let mut flat = quant::try_alloc_f32(w.rows * w.cols, w.name)?;
+            for (r, row) in flat.chunks_exact_mut(w.cols.max(1)).enumerate() {
+                w.dequantize_row(r, row)?;
+            }
+            self.dense.insert(w.name.to_string(), flat);
+        }
+        Ok(self.dense.get(w.name).map(Vec::as_slice).unwrap_or(&[]))
+    }
+}
+
+/// The orientation a projection really uses for `w` (the shape guess resolved).
+pub fn orientation(w: &Matrix<'_>, projection: Projection) -> Projection {
+    match projection {
+        // Legacy: `if W.rows == x.cols then x.W else x.W^T`, with W [out, in] and x.cols = in.
+        Projection::ShapeGuess if w.rows == w.cols => Projection::AsStored,
+        Projection::ShapeGuess => Projection::Transposed,
+        p => p,
+    }
+}
+
+/// `out[j] = sum_i W[j][i] x[i]` (`transposed`, nn.Linear), or with the bytes read as `[in, out]`
+/// (`as_stored`): `out[j] = sum_i flat[i * out + j] x[i]`. `x` has `w.cols` values, `out` `w.rows`.
+pub fn matvec<F: Float>(
+    out: &mut [F],
+    w: &Matrix<'_>,
+    x: &[F],
+    projection: Projection,
+    acc: Precision,
+    cache: &mut DenseCache,
+) -> Result<()> {
+    debug_assert_eq!((out.len(), x.len()), (w.rows, w.cols));
+    match orientation(w, projection) {
+        Projection::AsStored => {
+            let flat = cache.get(w)?;
+            let rows = w.rows;
+            out.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each_init(
+                || vec![0f32; w.cols],
+                |column, (ci, chunk)| {
+                    for (k, o) in chunk.iter_mut().enumerate() {
+                        let j = ci * ROWS_PER_TASK + k;
+                        for (i, c) in column.iter_mut().enumerate() {
+                            *c = flat[i * rows + j];
+                        }
+                        *o = F::dot_weights(column, x, acc);
+                    }
+                },
+            );
+            Ok(())
+        }
+        _ => out.par_chunks_mut(ROWS_PER_TASK).enumerate().try_for_each_init(
+            || vec![0f32; w.cols],
+            |row, (ci, chunk)| -> Result<()> {
+                for (k, o) in chunk.iter_mut().enumerate() {
+                    w.dequantize_row(ci * ROWS_PER_TASK + k, row)?;
+                    *o = F::dot_weights(row, x, acc);
+                }
+                Ok(())
+            },
+        ),
+    }
+}
+
+/// Row `r` of the embedding, decoded.
+pub fn embedding_row<F: Float>(w: &Matrix<'_>, r: usize) -> Result<Vec<F>> {
+    let mut row = vec![0f32; w.cols];
+    w.dequantize_row(r, &mut row)?;
+    Ok(row.into_iter().map(F::from_f32).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ggml::GgmlType;
+
+    fn matrix(values: &[f32], rows: usize, cols: usize) -> (Vec<u8>, usize, usize) {
+        (values.iter().flat_map(|v| v.to_le_bytes()).collect(), rows, cols)
+    }
+
+    #[test]
+    fn orientations_on_a_hand_computed_matrix() {
+        // W = [[1, 2, 3], [4, 5, 6]] stored [out=2, in=3]; x = [1, 0, -1]
+        let (bytes, rows, cols) = matrix(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3);
+        let w = Matrix { name: "w", ggml_type: GgmlType::F32, rows, cols, data: &bytes };
+        let x = [1.0f64, 0.0, -1.0];
+        let mut out = [0.0f64; 2];
+        let mut cache = DenseCache::default();
+        matvec(&mut out, &w, &x, Projection::Transposed, Precision::F64, &mut cache).unwrap();
+        assert_eq!(out, [-2.0, -2.0]);
+        // As stored: the bytes read as [in=3, out=2] = [[1, 2], [3, 4], [5, 6]]; x . M = [1 - 5, 2 - 6]
+        matvec(&mut out, &w, &x, Projection::AsStored, Precision::F64, &mut cache).unwrap();
+        assert_eq!(out, [-4.0, -4.0]);
+        // The shape guess transposes a non-square matrix...
+        matvec(&mut out, &w, &x, Projection::ShapeGuess, Precision::F64, &mut cache).unwrap();
+        assert_eq!(out, [-2.0, -2.0]);
+        // ...and uses a square one as stored: W = [[1, 2], [3, 4]], x = [1, 1] -> x . W = [4, 6]
+        let (sq, r2, c2) = matrix(&[1.0, 2.0, 3.0, 4.0], 2, 2);
+        let w2 = Matrix { name: "sq", ggml_type: GgmlType::F32, rows: r2, cols: c2, data: &sq };
+        let mut out2 = [0.0f32; 2];
+        matvec(&mut out2, &w2, &[1.0f32, 1.0], Projection::ShapeGuess, Precision::F32, &mut cache).unwrap();
+        assert_eq!(out2, [4.0, 6.0]);
+        matvec(&mut out2, &w2, &[1.0f32, 1.0], Projection::Transposed, Precision::F32, &mut cache).unwrap();
+        assert_eq!(out2, [3.0, 7.0]);
+    }
+}

@@ -1,0 +1,292 @@
+//! What a forward pass recorded: every stage of every layer at every position.
+//!
+//! Stage names follow llama.cpp's graph callbacks (`attn_norm`, `kqv`, `ffn_out`, `l_out`, ...) so
+//! dumps line up with its eval-callback tool. A stage inside layer `i` is named `blk.{i}.{stage}`.
+
+use serde::Serialize;
+use std::collections::HashMap;
+
+macro_rules! stages {
+    ($( $(#[$meta:meta])* $variant:ident = $name:literal, )*) => {
+        /// The stages of the decoder, in execution order.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Stage { $( $(#[$meta])* $variant, )* }
+
+        impl Stage {
+            /// Every stage in execution order.
+            pub const ALL: &'static [Stage] = &[ $( Stage::$variant, )* ];
+            pub fn name(self) -> &'static str {
+                match self { $( Stage::$variant => $name, )* }
+            }
+            pub fn from_name(s: &str) -> Option<Stage> {
+                match s { $( $name => Some(Stage::$variant), )* _ => None }
+            }
+        }
+    };
+}
+
+stages! {
+    /// Embedding row of the token `[hidden]`.
+    TokEmbd = "tok_embd",
+    /// RMSNorm before attention `[hidden]`.
+    AttnNorm = "attn_norm",
+    /// Query projection, after bias `[heads * head_dim]`.
+    Q = "q",
+    /// Key projection, after bias `[kv_heads * head_dim]`.
+    K = "k",
+    /// Value projection, after bias `[kv_heads * head_dim]`.
+    V = "v",
+    /// Qwen3: per-head RMSNorm of the queries `[heads * head_dim]`.
+    QNormed = "q_normed",
+    /// Qwen3: per-head RMSNorm of the keys `[kv_heads * head_dim]`.
+    KNormed = "k_normed",
+    /// Queries after RoPE `[heads * head_dim]`.
+    QRope = "q_rope",
+    /// Keys after RoPE `[kv_heads * head_dim]` (what the KV cache holds).
+    KRope = "k_rope",
+    /// Scaled attention scores over the keys so far `[heads, pos + 1]`.
+    Kq = "kq",
+    /// Attention probabilities `[heads, pos + 1]`.
+    KqSoftmax = "kq_softmax",
+    /// Attention output, heads merged `[heads * head_dim]`.
+    Kqv = "kqv",
+    /// Output projection `[hidden]`.
+    AttnOut = "attn_out",
+    /// First residual: layer input + attention `[hidden]`.
+    FfnInp = "ffn_inp",
+    /// RMSNorm before the FFN `[hidden]`.
+    FfnNorm = "ffn_norm",
+    /// Gate projection `[ffn]`.
+    FfnGate = "ffn_gate",
+    /// Up projection `[ffn]`.
+    FfnUp = "ffn_up",
+    /// `silu(gate) * up` `[ffn]`.
+    FfnAct = "ffn_act",
+    /// Down projection `[hidden]`.
+    FfnOut = "ffn_out",
+    /// Second residual: the layer's output `[hidden]`.
+    LOut = "l_out",
+    /// Final RMSNorm `[hidden]`.
+    ResultNorm = "result_norm",
+    /// Logits `[vocab]`.
+    ResultOutput = "result_output",
+}
+
+impl Stage {
+    /// Whether the stage sits inside a layer.
+    pub fn in_layer(self) -> bool {
+        !matches!(self, Stage::TokEmbd | Stage::ResultNorm | Stage::ResultOutput)
+    }
+    /// Attention scores and probabilities: per position `[heads, pos + 1]`.
+    pub fn is_attention_matrix(self) -> bool {
+        matches!(self, Stage::Kq | Stage::KqSoftmax)
+    }
+}
+
+impl Serialize for Stage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// A stage at a place in the network: `tok_embd`, `blk.3.q`, `result_output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct StageId {
+    /// `None` outside the layers.
+    pub layer: Option<usize>,
+    pub stage: Stage,
+}
+
+impl StageId {
+    pub fn new(layer: Option<usize>, stage: Stage) -> Self {
+        StageId { layer, stage }
+    }
+    pub fn global(stage: Stage) -> Self {
+        StageId { layer: None, stage }
+    }
+    pub fn layer(layer: usize, stage: Stage) -> Self {
+        StageId { layer: Some(layer), stage }
+    }
+    /// The dump name: `tok_embd`, `blk.{i}.{stage}`, `result_norm`, `result_output`.
+    pub fn name(&self) -> String {
+        match self.layer {
+            Some(i) => format!("blk.{i}.{}", self.stage.name()),
+            None => self.stage.name().to_string(),
+        }
+    }
+    /// Parse a dump name.
+    pub fn parse(name: &str) -> Option<StageId> {
+        if let Some(rest) = name.strip_prefix("blk.") {
+            let (i, stage) = rest.split_once('.')?;
+            let stage = Stage::from_name(stage).filter(|s| s.in_layer())?;
+            return Some(StageId::layer(i.parse().ok()?, stage));
+        }
+        Stage::from_name(name).filter(|s| !s.in_layer()).map(StageId::global)
+    }
+}
+
+impl std::fmt::Display for StageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// One position's values of one stage, in the precision the path computed in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Values {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl Values {
+    pub fn len(&self) -> usize {
+        match self {
+            Values::F32(v) => v.len(),
+            Values::F64(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The values as f64 (exact).
+    pub fn to_f64(&self) -> Vec<f64> {
+        match self {
+            Values::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+            Values::F64(v) => v.clone(),
+        }
+    }
+    /// The values as f32 (f64 rounded to nearest).
+    pub fn to_f32(&self) -> Vec<f32> {
+        match self {
+            Values::F32(v) => v.clone(),
+            Values::F64(v) => v.iter().map(|&x| x as f32).collect(),
+        }
+    }
+    pub fn get(&self, i: usize) -> Option<f64> {
+        match self {
+            Values::F32(v) => v.get(i).map(|&x| f64::from(x)),
+            Values::F64(v) => v.get(i).copied(),
+        }
+    }
+}
+
+/// Everything a forward pass recorded.
+#[derive(Debug, Clone, Default)]
+pub struct Trace {
+    /// The tokens that ran, one per position (after BOS handling).
+    pub tokens: Vec<u32>,
+    /// Attention heads (the first dimension of `kq` / `kq_softmax`).
+    pub heads: usize,
+    /// Stages in execution order.
+    order: Vec<StageId>,
+    /// Per stage, per position.
+    data: HashMap<StageId, Vec<Values>>,
+}
+
+impl Trace {
+    pub fn new() -> Trace {
+        Trace::default()
+    }
+
+    /// An empty trace for a run of `tokens` with `heads` attention heads.
+    pub fn for_run(tokens: Vec<u32>, heads: usize) -> Trace {
+        Trace { tokens, heads, ..Trace::default() }
+    }
+
+    /// Record the values of stage `id` at position `pos` (positions are recorded in order).
+    pub fn record(&mut self, id: StageId, pos: usize, values: Values) {
+        let slot = self.data.entry(id).or_insert_with(|| {
+            self.order.push(id);
+            Vec::new()
+        });
+        if slot.len() == pos {
+            slot.push(values);
+        } else if let Some(v) = slot.get_mut(pos) {
+            *v = values;
+        }
+    }
+
+    /// Stages in execution order.
+    pub fn ids(&self) -> &[StageId] {
+        &self.order
+    }
+
+    /// Number of positions recorded.
+    pub fn positions(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Values of stage `id` at position `pos`.
+    pub fn get(&self, id: StageId, pos: usize) -> Option<&Values> {
+        self.data.get(&id)?.get(pos)
+    }
+
+    /// Values of stage `id`, one entry per position.
+    pub fn stage(&self, id: StageId) -> Option<&[Values]> {
+        self.data.get(&id).map(Vec::as_slice)
+    }
+
+    /// The logits at `pos`.
+    pub fn logits(&self, pos: usize) -> Option<Vec<f32>> {
+        self.get(StageId::global(Stage::ResultOutput), pos).map(Values::to_f32)
+    }
+
+    /// Whether every value was computed in f64.
+    pub fn is_f64(&self) -> bool {
+        self.data.values().flatten().next().is_some_and(|v| matches!(v, Values::F64(_)))
+    }
+
+    /// Stage `id` as one dense tensor: `[T, n]` for vectors, `[heads, T, T]` for the attention
+    /// matrices (key positions after the query's are masked: 0). Values as f64, with the shape.
+    pub fn dense(&self, id: StageId) -> Option<(Vec<usize>, Vec<f64>)> {
+        let per_pos = self.stage(id)?;
+        let t = per_pos.len();
+        if id.stage.is_attention_matrix() {
+            let h = self.heads;
+            let mut out = vec![0.0; h * t * t];
+            for (q, v) in per_pos.iter().enumerate() {
+                let keys = q + 1;
+                for head in 0..h {
+                    for k in 0..keys {
+                        out[head * t * t + q * t + k] = v.get(head * keys + k).unwrap_or(0.0);
+                    }
+                }
+            }
+            Some((vec![h, t, t], out))
+        } else {
+            let n = per_pos.first().map_or(0, Values::len);
+            let mut out = Vec::with_capacity(t * n);
+            for v in per_pos {
+                out.extend(v.to_f64());
+            }
+            Some((vec![t, n], out))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_back() {
+        for &s in Stage::ALL {
+            let id = if s.in_layer() { StageId::layer(7, s) } else { StageId::global(s) };
+            assert_eq!(StageId::parse(&id.name()), Some(id));
+        }
+        assert_eq!(StageId::parse("blk.0.result_norm"), None);
+        assert_eq!(StageId::parse("q"), None);
+        assert_eq!(StageId::parse("blk.x.q"), None);
+    }
+
+    #[test]
+    fn attention_matrices_are_dense_and_masked() {
+        let mut t = Trace::for_run(vec![1, 2], 2);
+        let id = StageId::layer(0, Stage::KqSoftmax);
+        t.record(id, 0, Values::F32(vec![1.0, 1.0]));
+        t.record(id, 1, Values::F32(vec![0.25, 0.75, 0.5, 0.5]));
+        let (shape, v) = t.dense(id).unwrap();
+        assert_eq!(shape, [2, 2, 2]);
+        assert_eq!(v, [1.0, 0.0, 0.25, 0.75, 1.0, 0.0, 0.5, 0.5]);
+    }
+}

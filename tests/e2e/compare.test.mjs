@@ -1,0 +1,90 @@
+// One comparison, three ways: the CLI (native), and the page's worker (wasm, single- and
+// multi-threaded builds) must produce the same report, number for number.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { startServer, launch, REFERENCE, ROOT } from './helpers.mjs';
+
+let browser;
+let isolated;
+let plain;
+
+before(async () => {
+  [isolated, plain] = await Promise.all([startServer({ isolated: true }), startServer({ isolated: false })]);
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  isolated?.stop();
+  plain?.stop();
+});
+
+const MODEL = path.join(REFERENCE, 'gguf/qwen3_gqa.f32.gguf');
+
+function cliReport() {
+  const bin = path.resolve(ROOT, process.env.PARITYLAB_BIN || 'target/release/paritylab');
+  const out = path.join(ROOT, 'artifacts/compare-cli.json');
+  try {
+    execFileSync(bin, ['compare', MODEL, '--tokens', '1,5,3', '--a', 'hf', '--b', 'skainet-dsl', '--explain', '--isolate', 'stage', '--json', out], { stdio: 'ignore' });
+  } catch (err) {
+    assert.equal(err.status, 1, 'the paths diverge: exit code 1');
+  }
+  return JSON.parse(readFileSync(out, 'utf8'));
+}
+
+/** Run the comparison in the page's own worker. */
+async function workerReport(url) {
+  const page = await browser.newPage();
+  await page.goto(url);
+  const report = await page.evaluate(async (base64) => {
+    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0)).buffer;
+    const worker = new Worker('worker.js', { type: 'module' });
+    let next = 1;
+    const pending = new Map();
+    const ready = new Promise((resolve, reject) => {
+      worker.onmessage = ({ data }) => {
+        if (data.type === 'ready') return resolve(data.env);
+        if (data.type === 'fatal') return reject(new Error(data.message));
+        const p = pending.get(data.id);
+        pending.delete(data.id);
+        if (data.type === 'result') p.resolve(data.value);
+        else p.reject(new Error(data.message));
+      };
+    });
+    const call = (type, payload, transfer = []) =>
+      new Promise((resolve, reject) => {
+        const id = next++;
+        pending.set(id, { resolve, reject });
+        worker.postMessage({ id, type, ...payload }, transfer);
+      });
+    const env = await ready;
+    await call('load', { bytes, name: 'qwen3_gqa.f32.gguf' }, [bytes]);
+    const value = await call('compare', {
+      a: 'hf', b: 'skainet-dsl', tokens: [1, 5, 3], options: { isolation: 'stage', explain: true },
+    });
+    worker.terminate();
+    return { env, value };
+  }, readFileSync(MODEL).toString('base64'));
+  await page.close();
+  return report;
+}
+
+test('CLI, single-threaded wasm and threaded wasm give the same report', async () => {
+  const cli = cliReport();
+  const mt = await workerReport(isolated.url);
+  const st = await workerReport(plain.url);
+  assert.equal(mt.env.build, 'mt');
+  assert.equal(st.env.build, 'st');
+  for (const { value } of [mt, st]) {
+    assert.equal(value.verdict, 'diverge');
+    // Everything computed (metrics, noise floors, classes, logits, explain, top-k) is identical.
+    for (const key of ['first_divergence', 'first_divergence_per_position', 'stages', 'logits', 'logit_summary', 'isolation', 'explain', 'top_k']) {
+      assert.deepStrictEqual(value[key], cli[key], key);
+    }
+  }
+  assert.equal(cli.explain.summary, 'position 0: qk_norm_eps; positions 1-2: rope_pairing + qk_norm_eps');
+});
