@@ -218,7 +218,8 @@ fn combinations(items: &[&'static str], k: usize) -> Vec<Vec<&'static str>> {
     }
 }
 
-fn positions_text(r: [usize; 2]) -> String {
+/// `position 3` or `positions 1-2`.
+pub fn positions_text(r: [usize; 2]) -> String {
     if r[0] == r[1] {
         format!("position {}", r[0])
     } else {

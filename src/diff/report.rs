@@ -1,7 +1,7 @@
 //! The comparison as a report: JSON (versioned, everything) and Markdown (fit to paste into a
 //! GitHub issue).
 
-use super::explain::Explanation;
+use super::explain::{positions_text, Explanation};
 use super::logits::{self as logit_diff, LogitMetrics, LogitSummary};
 use super::{first_divergence, Alignment, Class, CompareOptions, Comparison, StageDiff, Tolerances};
 use crate::forward::Isolation;
@@ -235,7 +235,7 @@ impl Report {
                     .iter()
                     .map(|f| format!("`{f}`: `{}` → `{}`", field_value(&self.b.spec, f), field_value(&self.a.spec, f)))
                     .collect();
-                let _ = writeln!(o, "- {}: {}", positions_label(r.positions), flips.join(", "));
+                let _ = writeln!(o, "- {}: {}", positions_text(r.positions), flips.join(", "));
             }
             if !e.no_effect.is_empty() {
                 let _ = writeln!(o, "- differing but without effect on this model: {}", code_list(&e.no_effect));
@@ -245,20 +245,8 @@ impl Report {
         let c = &self.model.config;
         let _ = writeln!(o, "| | |\n|---|---|");
         let file = self.model.file.as_deref().map(|f| format!("`{f}` · ")).unwrap_or_default();
-        let _ = writeln!(
-            o,
-            "| model | {file}{} · {} layer{} · hidden {} · {} heads / {} KV × {} · FFN {} · vocab {} · sha256 `{}` |",
-            c.arch,
-            c.layers,
-            if c.layers == 1 { "" } else { "s" },
-            c.hidden,
-            c.heads,
-            c.kv_heads,
-            c.head_dim,
-            c.ffn,
-            c.vocab,
-            &self.model.sha256[..self.model.sha256.len().min(16)]
-        );
+        let sha = &self.model.sha256[..self.model.sha256.len().min(16)];
+        let _ = writeln!(o, "| model | {file}{} · sha256 `{sha}` |", c.describe());
         let _ = writeln!(o, "| tokens | `{:?}` |", self.tokens);
         let _ = writeln!(o, "| A (reference) | `{}` |", self.a.text);
         let _ = writeln!(o, "| B | `{}` |", self.b.text);
@@ -400,14 +388,6 @@ fn stage_place(layer: Option<usize>, stage: Stage) -> String {
     match layer {
         Some(l) => format!("layer {l}, stage {}", stage.name()),
         None => format!("stage {}", stage.name()),
-    }
-}
-
-fn positions_label(r: [usize; 2]) -> String {
-    if r[0] == r[1] {
-        format!("position {}", r[0])
-    } else {
-        format!("positions {}-{}", r[0], r[1])
     }
 }
 

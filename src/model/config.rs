@@ -190,6 +190,24 @@ impl Config {
     }
 }
 
+impl Config {
+    /// One line for people: `qwen3 · 2 layers · hidden 64 · 4 heads / 2 KV × 16 · FFN 128 · vocab 128`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} · {} layer{} · hidden {} · {} heads / {} KV × {} · FFN {} · vocab {}",
+            self.arch,
+            self.layers,
+            if self.layers == 1 { "" } else { "s" },
+            self.hidden,
+            self.heads,
+            self.kv_heads,
+            self.head_dim,
+            self.ffn,
+            self.vocab
+        )
+    }
+}
+
 /// A metadata value for an error message.
 fn show(v: &Value<'_>) -> String {
     match v {

@@ -1,27 +1,14 @@
 // One comparison, three ways: the CLI (native), and the page's worker (wasm, single- and
 // multi-threaded builds) must produce the same report, number for number.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { startServer, launch, REFERENCE, ROOT } from './helpers.mjs';
+import { useBrowser, REFERENCE, ROOT } from './helpers.mjs';
 
-let browser;
-let isolated;
-let plain;
-
-before(async () => {
-  [isolated, plain] = await Promise.all([startServer({ isolated: true }), startServer({ isolated: false })]);
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  isolated?.stop();
-  plain?.stop();
-});
+const ctx = useBrowser(['isolated', 'plain']);
 
 const MODEL = path.join(REFERENCE, 'gguf/qwen3_gqa.f32.gguf');
 
@@ -38,7 +25,7 @@ function cliReport() {
 
 /** Run the comparison in the page's own worker. */
 async function workerReport(url) {
-  const page = await browser.newPage();
+  const page = await ctx.browser.newPage();
   await page.goto(url);
   const report = await page.evaluate(async (base64) => {
     const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0)).buffer;
@@ -75,8 +62,8 @@ async function workerReport(url) {
 
 test('CLI, single-threaded wasm and threaded wasm give the same report', async () => {
   const cli = cliReport();
-  const mt = await workerReport(isolated.url);
-  const st = await workerReport(plain.url);
+  const mt = await workerReport(ctx.isolated.url);
+  const st = await workerReport(ctx.plain.url);
   assert.equal(mt.env.build, 'mt');
   assert.equal(st.env.build, 'st');
   for (const { value } of [mt, st]) {

@@ -2,6 +2,7 @@
 // isolation) and Debian's chromium driven by playwright-core. Screenshots go to artifacts/.
 
 import { spawn } from 'node:child_process';
+import { before, after } from 'node:test';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -81,4 +82,25 @@ export async function dropFile(page, name, bytes) {
 
 export async function shot(page, name) {
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+/**
+ * Register before/after hooks that start the servers named in `kinds` ('isolated': with COOP/COEP,
+ * 'plain': without) and one browser. Returns an object filled in before the tests run:
+ * `{ browser, isolated, plain }`.
+ */
+export function useBrowser(kinds = ['isolated']) {
+  const ctx = {};
+  before(async () => {
+    const servers = await Promise.all(kinds.map((k) => startServer({ isolated: k === 'isolated' })));
+    kinds.forEach((k, i) => {
+      ctx[k] = servers[i];
+    });
+    ctx.browser = await launch();
+  });
+  after(async () => {
+    await ctx.browser?.close();
+    for (const k of kinds) ctx[k]?.stop();
+  });
+  return ctx;
 }

@@ -1,26 +1,13 @@
 // The page end to end in headless Chromium: engine start (threads when isolated, one thread with a
 // notice when not), the default synthetic model, dropping every reference GGUF, bad files.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { startServer, launch, openPage, dropFile, waitIdle, shot, REFERENCE } from './helpers.mjs';
+import { useBrowser, openPage, dropFile, waitIdle, shot, REFERENCE } from './helpers.mjs';
 
-let browser;
-let isolated;
-let plain;
-
-before(async () => {
-  [isolated, plain] = await Promise.all([startServer({ isolated: true }), startServer({ isolated: false })]);
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  isolated?.stop();
-  plain?.stop();
-});
+const ctx = useBrowser(['isolated', 'plain']);
 
 /** The numbers the stats panel shows for a tensor. */
 async function statsOf(page, name) {
@@ -41,7 +28,7 @@ async function inkedPixels(page, selector) {
 }
 
 test('isolated page runs the threaded SIMD build and opens on the source issue reproducer', async () => {
-  const page = await openPage(browser, isolated.url);
+  const page = await openPage(ctx.browser, ctx.isolated.url);
   const engine = await page.$eval('#status-engine', (e) => ({ ...e.dataset, text: e.textContent }));
   assert.equal(engine.build, 'mt');
   assert.ok(Number(engine.threads) >= 2, `threads: ${engine.threads}`);
@@ -66,7 +53,7 @@ test('isolated page runs the threaded SIMD build and opens on the source issue r
 });
 
 test('every reference GGUF can be dropped and inspected', async () => {
-  const page = await openPage(browser, isolated.url);
+  const page = await openPage(ctx.browser, ctx.isolated.url);
   const manifest = JSON.parse(readFileSync(path.join(REFERENCE, 'manifest.json'), 'utf8'));
   const dir = path.join(REFERENCE, 'gguf');
   const files = readdirSync(dir).filter((f) => f.endsWith('.gguf')).sort();
@@ -99,7 +86,7 @@ test('every reference GGUF can be dropped and inspected', async () => {
 });
 
 test('garbage and truncated files show a clear error, then a good file loads', async () => {
-  const page = await openPage(browser, isolated.url);
+  const page = await openPage(ctx.browser, ctx.isolated.url);
   await dropFile(page, 'notes.txt', Buffer.from('these are not the weights you are looking for'));
   assert.equal(await page.isVisible('#error'), true);
   assert.match(await page.textContent('#error'), /not a GGUF file/);
@@ -122,8 +109,8 @@ test('garbage and truncated files show a clear error, then a good file loads', a
 });
 
 test('without isolation the page runs single-threaded with a visible notice and the same numbers', async () => {
-  const threaded = await openPage(browser, isolated.url);
-  const single = await openPage(browser, plain.url);
+  const threaded = await openPage(ctx.browser, ctx.isolated.url);
+  const single = await openPage(ctx.browser, ctx.plain.url);
   assert.equal(await single.$eval('#status-engine', (e) => e.dataset.build), 'st');
   assert.equal(await single.$eval('#status-engine', (e) => e.dataset.threads), '1');
   assert.equal(await single.isVisible('#isolation-notice'), true);
@@ -143,7 +130,7 @@ test('without isolation the page runs single-threaded with a visible notice and 
 });
 
 test('keyboard: a tensor row opens with Enter, and the page reads at 800 px', async () => {
-  const page = await openPage(browser, isolated.url, { width: 800, height: 900 });
+  const page = await openPage(ctx.browser, ctx.isolated.url, { width: 800, height: 900 });
   await page.focus('#tensor-table tbody tr[data-name="token_embd.weight"]');
   await page.keyboard.press('Enter');
   await page.waitForSelector('#tensor-detail canvas.histogram');

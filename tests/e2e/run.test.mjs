@@ -1,24 +1,13 @@
 // Running a path in the page: the default reproducer runs on open; a dropped GGUF runs `hf` and
 // shows the top-5 next tokens per position; bad input to the run form gives a clear error.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { startServer, launch, openPage, waitIdle, shot, REFERENCE, ROOT } from './helpers.mjs';
+import { useBrowser, openPage, waitIdle, shot, REFERENCE, ROOT } from './helpers.mjs';
 
-let browser;
-let server;
-
-before(async () => {
-  server = await startServer({ isolated: true });
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  server?.stop();
-});
+const ctx = useBrowser(['isolated']);
 
 async function runAndWait(page) {
   await page.click('#run-button');
@@ -33,7 +22,7 @@ function cli(model, tokens, pathText) {
 }
 
 test('the default reproducer is already run with hf on the issue tokens', async () => {
-  const page = await openPage(browser, server.url);
+  const page = await openPage(ctx.browser, ctx.isolated.url);
   await page.waitForSelector('#run-table tbody tr');
   assert.equal(await page.locator('#run-table tbody tr').count(), 3);
   assert.match(await page.textContent('#run-meta'), /Path hf · 3 positions/);
@@ -44,7 +33,7 @@ test('the default reproducer is already run with hf on the issue tokens', async 
 });
 
 test('a dropped GGUF runs hf and shows the same top-5 as the CLI', async () => {
-  const page = await openPage(browser, server.url);
+  const page = await openPage(ctx.browser, ctx.isolated.url);
   const model = path.join(REFERENCE, 'gguf/qwen2_small.q8_0.gguf');
   await page.setInputFiles('#file-input', model);
   await waitIdle(page);
@@ -88,7 +77,7 @@ test('a dropped GGUF runs hf and shows the same top-5 as the CLI', async () => {
 });
 
 test('a file that is not a model can be inspected but says why it cannot run', async () => {
-  const page = await openPage(browser, server.url);
+  const page = await openPage(ctx.browser, ctx.isolated.url);
   await page.setInputFiles('#file-input', path.join(REFERENCE, 'quant/quant_vectors.gguf'));
   await waitIdle(page);
   assert.equal(await page.isVisible('#model'), true);

@@ -154,18 +154,7 @@ pub fn stats_table(stats: &[(&str, Result<TensorStats>)]) -> String {
 /// The top next tokens of every position of a run.
 pub fn run(config: &paritylab::model::Config, summary: &RunSummary) -> String {
     let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "{} · {} layer{} · hidden {} · {} heads ({} KV) x {} · vocab {}",
-        config.arch,
-        config.layers,
-        if config.layers == 1 { "" } else { "s" },
-        config.hidden,
-        config.heads,
-        config.kv_heads,
-        config.head_dim,
-        thousands(config.vocab as u64)
-    );
+    let _ = writeln!(o, "{}", config.describe());
     let _ = writeln!(o, "path {}", summary.path_text);
     let quoted = |t: &Option<String>| t.as_ref().map(|s| format!(" {s:?}")).unwrap_or_default();
     for p in &summary.positions {
