@@ -2,7 +2,8 @@
 # paritylab's one entry point. On a fresh Debian machine:
 #   ./build.sh serve   build everything and serve the page on http://127.0.0.1:8080/
 #   ./build.sh test    run every test suite (native, wasm in headless Chromium, page end to end)
-# Other commands: setup, build, wasm, models (fetch SmolLM2 for the tests), help.
+# Other commands: setup, build, wasm, models (fetch SmolLM2 for the tests), bench (BENCHMARKS.md),
+# help.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -97,7 +98,9 @@ build_wasm() {
   [ "$flavour" = mt ] && flags+=(--enable-threads)
   node_modules/.bin/wasm-opt -O3 "${flags[@]}" "$wasm" -o "$wasm.opt" && mv "$wasm.opt" "$wasm"
   if [ "$flavour" = mt ]; then
-    wasm-objdump -x -j Import "$wasm" | grep -q 'memory.*shared' || die "the threaded build has no shared memory"
+    # (Not a pipe into grep -q: with pipefail, grep quitting early fails the pipe.)
+    local imports; imports=$(wasm-objdump -x -j Import "$wasm")
+    grep -q 'memory.*shared' <<<"$imports" || die "the threaded build has no shared memory"
   fi
   log "wasm: www/pkg-$flavour/paritylab_bg.wasm is $(stat -c %s "$wasm") bytes"
 }
@@ -147,6 +150,14 @@ cmd_test() {
   log "all tests passed in $((SECONDS - started)) s (screenshots in artifacts/screenshots)"
 }
 
+cmd_bench() {
+  cmd_setup
+  cmd_models
+  cmd_build
+  log "bench: tokenizer throughput, native and wasm (writes BENCHMARKS.md)"
+  CHROME_ARGS="$CHROME_ARGS" node bench/run.mjs
+}
+
 usage() {
   sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
 }
@@ -158,6 +169,7 @@ case "${1:-help}" in
   build) cmd_setup; cmd_build ;;
   serve) shift; cmd_serve "$@" ;;
   test) cmd_test ;;
+  bench) cmd_bench ;;
   help|-h|--help) usage ;;
   *) usage; die "unknown command: $1" ;;
 esac

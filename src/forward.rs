@@ -19,6 +19,7 @@ use crate::model::{Config, Model};
 use crate::ops::matvec::{embedding_row, matvec, DenseCache};
 use crate::ops::{rmsnorm, rope, rope_tables, silu, softmax};
 use crate::path::{AttnScale, Bos, HeadDim, PathSpec, Precision, QkvBias, RopePairing, Softmax};
+use crate::tokenizer::EncodeOptions;
 use crate::trace::{Stage, StageId, Trace};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -52,27 +53,76 @@ pub struct Injection<'r> {
     pub mode: Isolation,
 }
 
-/// The token sequence a path runs for the ids given (`from_text`: the ids came from the tokenizer,
-/// which already applied its own BOS rule).
-pub fn input_tokens(config: &Config, path: &PathSpec, ids: &[u32]) -> Result<Vec<u32>> {
-    let mut tokens = Vec::with_capacity(ids.len() + 1);
-    if path.bos == Bos::Prepend {
-        let bos = config.bos_token.ok_or_else(|| {
-            Error::input("this path prepends BOS (bos=prepend) but the model has no tokenizer.ggml.bos_token_id")
-        })?;
-        tokens.push(bos);
-    }
-    tokens.extend_from_slice(ids);
-    Ok(tokens)
+/// What a path runs on: token ids as given, or text for the model's tokenizer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Prompt {
+    Ids(Vec<u32>),
+    Text(String),
 }
 
-/// Run `path` on `ids` (BOS handled as the path says) and record every stage.
+impl From<&[u32]> for Prompt {
+    fn from(ids: &[u32]) -> Self {
+        Prompt::Ids(ids.to_vec())
+    }
+}
+
+impl<const N: usize> From<&[u32; N]> for Prompt {
+    fn from(ids: &[u32; N]) -> Self {
+        Prompt::Ids(ids.to_vec())
+    }
+}
+
+impl From<&Vec<u32>> for Prompt {
+    fn from(ids: &Vec<u32>) -> Self {
+        Prompt::Ids(ids.clone())
+    }
+}
+
+impl From<&Prompt> for Prompt {
+    fn from(p: &Prompt) -> Self {
+        p.clone()
+    }
+}
+
+/// The token sequence a path runs. Text is tokenized (special tokens parsed) and gets a BOS as
+/// the path says: `as_tokenizer` follows `tokenizer.ggml.add_bos_token`, `prepend` always,
+/// `none` never. Token ids are used as given, except that `prepend` puts a BOS in front.
+pub fn input_tokens(model: &Model<'_>, path: &PathSpec, prompt: &Prompt) -> Result<Vec<u32>> {
+    let (mut ids, add_bos) = match prompt {
+        Prompt::Ids(ids) => (ids.clone(), path.bos == Bos::Prepend),
+        Prompt::Text(text) => {
+            let tok = model.require_tokenizer()?;
+            let ids = tok.encode(text, EncodeOptions { parse_special: true, add_special: false })?;
+            let add = match path.bos {
+                Bos::AsTokenizer => tok.add_bos,
+                Bos::Prepend => true,
+                Bos::None => false,
+            };
+            (ids, add)
+        }
+    };
+    if add_bos {
+        let bos = model.config.bos_token.ok_or_else(|| {
+            Error::input("this path adds a BOS token but the model has no tokenizer.ggml.bos_token_id")
+        })?;
+        ids.insert(0, bos);
+    }
+    Ok(ids)
+}
+
+/// Run `path` on a prompt (BOS handled as the path says) and record every stage.
 ///
 /// # Errors
 /// Bad tokens, a path that cannot run on this model (e.g. its head size does not fit the weights),
 /// or an injection whose shapes do not match.
-pub fn forward(model: &Model<'_>, path: &PathSpec, ids: &[u32], inject: Option<Injection<'_>>) -> Result<Trace> {
-    let tokens = input_tokens(&model.config, path, ids)?;
+pub fn forward(
+    model: &Model<'_>,
+    path: &PathSpec,
+    prompt: impl Into<Prompt>,
+    inject: Option<Injection<'_>>,
+) -> Result<Trace> {
+    let tokens = input_tokens(model, path, &prompt.into())?;
     match path.precision {
         Precision::F64 => run::<f64>(model, path, &tokens, inject),
         Precision::F32 => run::<f32>(model, path, &tokens, inject),

@@ -30,6 +30,7 @@ pub mod ops;
 pub mod path;
 pub mod quant;
 pub mod synth;
+pub mod tokenizer;
 pub mod trace;
 
 #[cfg(target_arch = "wasm32")]

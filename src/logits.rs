@@ -56,7 +56,7 @@ pub struct RunSummary {
 pub struct PositionSummary {
     pub position: usize,
     pub token: u32,
-    /// The token's stored text, when the model has a vocabulary.
+    /// The token as readable text (spaces `␣`, newlines `↵`), when the model has a vocabulary.
     pub text: Option<String>,
     pub top: Vec<CandidateText>,
 }
@@ -71,9 +71,15 @@ pub struct CandidateText {
 }
 
 impl RunSummary {
-    /// Summarise `trace` with the `k` best candidates per position; `texts` is the vocabulary.
-    pub fn new(path: &crate::path::PathSpec, trace: &crate::trace::Trace, k: usize, texts: Option<&[String]>) -> Self {
-        let text = |id: u32| texts.and_then(|t| t.get(id as usize).cloned());
+    /// Summarise `trace` with the `k` best candidates per position, tokens shown as text when
+    /// there is a tokenizer.
+    pub fn new(
+        path: &crate::path::PathSpec,
+        trace: &crate::trace::Trace,
+        k: usize,
+        tokenizer: Option<&crate::tokenizer::Tokenizer>,
+    ) -> Self {
+        let text = |id: u32| tokenizer.map(|t| t.display_piece(id));
         let positions = (0..trace.positions())
             .map(|pos| PositionSummary {
                 position: pos,

@@ -4,14 +4,16 @@
 
 use crate::diff::{self, CompareOptions, Report, Tolerances};
 use crate::dump::{self, DumpInfo};
-use crate::forward::{forward, Isolation};
+use crate::forward::{forward, Isolation, Prompt};
 use crate::gguf::Gguf;
 use crate::logits::RunSummary;
 use crate::model::Model;
-use crate::path::{PathSpec, PRESETS};
+use crate::path::{Bos, PathSpec, PRESETS};
+use crate::tokenizer::EncodeOptions;
 use crate::trace::{StageId, Trace};
 use crate::{inspect, synth, Error};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 #[cfg(feature = "threads")]
 pub use wasm_bindgen_rayon::init_thread_pool;
@@ -125,19 +127,69 @@ impl Session {
         to_js(&inspect::tensor_stats(t).map_err(js_error)?)
     }
 
-    /// The model's hyper-parameters; throws the reason when the file cannot be run.
+    /// `{config, tokenizer, tokenizer_error}`: the model's hyper-parameters and its tokenizer
+    /// (`{model, pre, vocab, add_bos, bos, normalizes}`, or null with the reason); throws the reason
+    /// when the file cannot be run.
     pub fn model_info(&self) -> Result<JsValue, JsError> {
-        to_js(&self.model()?.config)
+        let model = self.model()?;
+        let (tokenizer, error) = match model.tokenizer() {
+            Ok(Some(t)) => (
+                Some(serde_json::json!({
+                    "model": t.kind, "pre": t.pre, "vocab": t.vocab_size(), "add_bos": t.add_bos, "bos": t.bos,
+                    "normalizes": t.normalizes(),
+                })),
+                None,
+            ),
+            Ok(None) => (None, None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        to_js(&serde_json::json!({ "config": model.config, "tokenizer": tokenizer, "tokenizer_error": error }))
     }
 
-    /// Run a path (`hf`, `skainet-dsl,rope_pairing=split_half`, or JSON) on token ids; returns the
-    /// top `top` next tokens per position (as `paritylab run --json`). The trace is kept for
-    /// `stages`, `stage` and `dump`.
-    pub fn run(&mut self, path: &str, tokens: Vec<u32>, top: usize) -> Result<JsValue, JsError> {
+    /// Tokenize text with the model's tokenizer: `{ids, pieces}` (pieces readable: spaces `␣`).
+    pub fn tokenize(&self, text: JsValue, parse_special: bool, add_special: bool) -> Result<JsValue, JsError> {
+        let text = text_from_js(text)?;
+        let tok = self.model()?.require_tokenizer().map_err(js_error)?;
+        let ids = tok.encode(&text, EncodeOptions { parse_special, add_special }).map_err(js_error)?;
+        let pieces: Vec<String> = ids.iter().map(|&id| tok.display_piece(id)).collect();
+        to_js(&serde_json::json!({ "ids": ids, "pieces": pieces, "add_bos": tok.add_bos, "bos": tok.bos }))
+    }
+
+    /// The tokens `path` will run for `prompt` (text or ids), BOS included as the path says:
+    /// `{ids, pieces, bos_added}`. Pieces are null when the model has no vocabulary.
+    pub fn input_tokens(&self, path: &str, prompt: JsValue) -> Result<JsValue, JsError> {
         let spec = PathSpec::parse(path).map_err(js_error)?;
+        let prompt = prompt_from_js(prompt)?;
         let model = self.model()?;
-        let trace = forward(model, &spec, &tokens, None).map_err(js_error)?;
-        let summary = RunSummary::new(&spec, &trace, top, model.token_texts().as_deref());
+        let ids = crate::forward::input_tokens(model, &spec, &prompt).map_err(js_error)?;
+        // What the prompt is on its own: its ids, or the text's tokens without BOS.
+        let given = match &prompt {
+            Prompt::Ids(v) => v.len(),
+            Prompt::Text(_) => {
+                crate::forward::input_tokens(model, &PathSpec { bos: Bos::None, ..spec.clone() }, &prompt)
+                    .map_err(js_error)?
+                    .len()
+            }
+        };
+        let pieces: Option<Vec<String>> =
+            model.display_tokenizer().map(|t| ids.iter().map(|&id| t.display_piece(id)).collect());
+        to_js(&serde_json::json!({ "ids": ids, "pieces": pieces, "bos_added": ids.len() > given }))
+    }
+
+    /// Token ids back to text (invalid UTF-8 as U+FFFD).
+    pub fn decode(&self, ids: Vec<u32>) -> Result<String, JsError> {
+        Ok(self.model()?.require_tokenizer().map_err(js_error)?.decode(&ids))
+    }
+
+    /// Run a path (`hf`, `skainet-dsl,rope_pairing=split_half`, or JSON) on a prompt (an array of
+    /// token ids, or text); returns the top `top` next tokens per position (as
+    /// `paritylab run --json`). The trace is kept for `stages`, `stage` and `dump`.
+    pub fn run(&mut self, path: &str, prompt: JsValue, top: usize) -> Result<JsValue, JsError> {
+        let spec = PathSpec::parse(path).map_err(js_error)?;
+        let prompt = prompt_from_js(prompt)?;
+        let model = self.model()?;
+        let trace = forward(model, &spec, &prompt, None).map_err(js_error)?;
+        let summary = RunSummary::new(&spec, &trace, top, model.display_tokenizer());
         self.last = Some((spec, trace));
         to_js(&summary)
     }
@@ -168,10 +220,11 @@ impl Session {
         Ok(out)
     }
 
-    /// Compare path B with reference path A on `tokens` (the JSON report of
+    /// Compare path B with reference path A on a prompt (token ids or text; the JSON report of
     /// `paritylab compare --json`). `options`: `{isolation: "off"|"layer"|"stage", explain,
     /// explain_budget, noise_multiple, atol, rtol, top_k}`, all optional.
-    pub fn compare(&mut self, a: &str, b: &str, tokens: Vec<u32>, options: JsValue) -> Result<JsValue, JsError> {
+    pub fn compare(&mut self, a: &str, b: &str, prompt: JsValue, options: JsValue) -> Result<JsValue, JsError> {
+        let prompt = prompt_from_js(prompt)?;
         let req: CompareRequest = if options.is_undefined() || options.is_null() {
             CompareRequest::default()
         } else {
@@ -196,7 +249,7 @@ impl Session {
         };
         let sha = self.sha256()?;
         let model = self.model()?;
-        let comparison = diff::compare(model, &spec_a, &spec_b, &tokens, &opts).map_err(js_error)?;
+        let comparison = diff::compare(model, &spec_a, &spec_b, prompt, &opts).map_err(js_error)?;
         let report = Report::new(model, self.file_name.clone(), sha, &comparison, &opts);
         let out = to_js(&report)?;
         self.last = Some((spec_b, comparison.b.trace));
@@ -240,6 +293,28 @@ impl Session {
     fn last(&self) -> Result<&(PathSpec, Trace), JsError> {
         self.last.as_ref().ok_or_else(|| JsError::new("nothing has been run yet"))
     }
+}
+
+/// A JS string as Rust text, refusing lone surrogates (which have no UTF-8 form and would
+/// otherwise be replaced silently).
+fn text_from_js(v: JsValue) -> Result<String, JsError> {
+    let s: js_sys::JsString = v.dyn_into().map_err(|_| JsError::new("expected text"))?;
+    if !s.is_valid_utf16() {
+        return Err(JsError::new(
+            "the text contains a lone surrogate (half of a UTF-16 pair), which is not valid Unicode; remove it",
+        ));
+    }
+    Ok(s.into())
+}
+
+/// A prompt from JS: a string (text) or an array of token ids.
+fn prompt_from_js(v: JsValue) -> Result<Prompt, JsError> {
+    if v.is_string() {
+        return text_from_js(v).map(Prompt::Text);
+    }
+    let ids: Vec<u32> = serde_wasm_bindgen::from_value(v)
+        .map_err(|_| JsError::new("the prompt must be text or an array of token ids (whole numbers)"))?;
+    Ok(Prompt::Ids(ids))
 }
 
 impl Default for Session {

@@ -202,3 +202,37 @@ fn compare_exit_codes_reports_and_json() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn tokenize_and_prompts() {
+    let model = common::reference_dir().join("gguf/qwen3_realvocab.q8_0.gguf");
+    let m = model.to_str().unwrap();
+    let (code, stdout, stderr) = paritylab(&["tokenize", m, "Hello world<|im_end|>", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let out: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(out, serde_json::json!({"ids": [9707, 1879, 151645], "pieces": ["Hello", "␣world", "<|im_end|>"]}));
+    let (_, stdout, _) = paritylab(&["tokenize", m, "<|im_end|>", "--json", "--no-special"]);
+    let out: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(out["ids"].as_array().unwrap().len() > 1);
+    let (code, stdout, _) = paritylab(&["tokenize", m, "a b"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("2 tokens") && stdout.contains("␣b"), "{stdout}");
+
+    let (code, stdout, stderr) = paritylab(&["run", m, "--prompt", "Hello world", "--json", "--top", "2"]);
+    assert_eq!(code, 0, "{stderr}");
+    let out: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(out["tokens"], serde_json::json!([9707, 1879]));
+    assert_eq!(out["positions"][1]["text"], "␣world");
+    let (code, _, _) = paritylab(&["compare", m, "--prompt", "Hello world", "--b", "hf,bos=prepend"]);
+    assert_eq!(code, 1, "a prepended BOS changes every position");
+    let (code, _, stderr) = paritylab(&["run", m, "--prompt", "x", "--tokens", "1"]);
+    assert_eq!(code, 2, "--prompt and --tokens together: {stderr}");
+    let synth_dir = std::env::temp_dir().join(format!("paritylab-synth-{}", std::process::id()));
+    std::fs::create_dir_all(&synth_dir).unwrap();
+    let synth = synth_dir.join("s.gguf");
+    std::fs::write(&synth, paritylab::synth::generate(&paritylab::synth::SynthSpec::source_issue()).unwrap()).unwrap();
+    let (code, _, stderr) = paritylab(&["run", synth.to_str().unwrap(), "--prompt", "hi"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no vocabulary"), "{stderr}");
+    std::fs::remove_dir_all(&synth_dir).unwrap();
+}

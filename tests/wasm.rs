@@ -51,6 +51,11 @@ fn via_text<T: serde::Serialize>(value: &T) -> serde_json::Value {
     v
 }
 
+/// Token ids as the page passes them (a JS array).
+fn ids(v: &[u32]) -> JsValue {
+    js_sys::Array::from_iter(v.iter().map(|&x| JsValue::from(x))).into()
+}
+
 fn message(e: wasm_bindgen::JsError) -> String {
     js_sys::Error::from(JsValue::from(e)).message().into()
 }
@@ -128,15 +133,16 @@ async fn run_exposes_the_trace_stages_and_dump() {
     let mut s = Session::new();
     s.load(GQA_Q8.to_vec()).unwrap();
     let info = json(&s.model_info().unwrap());
-    assert_eq!(info["head_dim"].as_f64(), Some(16.0));
-    let summary = json(&s.run("hf", vec![1, 2, 3], 5).unwrap());
+    assert_eq!(info["config"]["head_dim"].as_f64(), Some(16.0));
+    assert_eq!(info["tokenizer"]["pre"], "qwen2");
+    let summary = json(&s.run("hf", ids(&[1, 2, 3]), 5).unwrap());
     let model = paritylab::model::Model::from_bytes(GQA_Q8).unwrap();
     let trace = paritylab::forward::forward(&model, &paritylab::path::PathSpec::hf(), &[1, 2, 3], None).unwrap();
     let want = via_text(&paritylab::logits::RunSummary::new(
         &paritylab::path::PathSpec::hf(),
         &trace,
         5,
-        model.token_texts().as_deref(),
+        model.display_tokenizer(),
     ));
     assert_eq!(summary, want);
 
@@ -154,12 +160,12 @@ async fn run_exposes_the_trace_stages_and_dump() {
     let st = safetensors::SafeTensors::deserialize(&dump).unwrap();
     assert_eq!(st.len(), trace.ids().len());
 
-    assert!(message(s.run("hf,rope_pairing=sideways", vec![1], 5).unwrap_err()).contains("split_half"));
-    assert!(message(s.run("hf", vec![1000], 5).unwrap_err()).contains("out of range"));
+    assert!(message(s.run("hf,rope_pairing=sideways", ids(&[1]), 5).unwrap_err()).contains("split_half"));
+    assert!(message(s.run("hf", ids(&[1000]), 5).unwrap_err()).contains("out of range"));
     // A file that parses but is not a model: inspectable, not runnable.
     s.load(QUANT.to_vec()).unwrap();
     assert!(message(s.model_info().unwrap_err()).contains("\"quantzoo\" is not supported"));
-    assert!(message(s.run("hf", vec![1], 5).unwrap_err()).contains("inspected but not run"));
+    assert!(message(s.run("hf", ids(&[1]), 5).unwrap_err()).contains("inspected but not run"));
 }
 
 static TINY_UNTIED: &[u8] = include_bytes!("../../shared/reference/gguf/qwen3_tiny_untied.f32.gguf");
@@ -171,7 +177,7 @@ async fn compare_returns_the_library_report_and_markdown() {
     s.load(TINY_UNTIED.to_vec()).unwrap();
     s.set_file_name("qwen3_tiny_untied.f32.gguf");
     let options = js_sys::JSON::parse(r#"{"isolation": "stage", "explain": true}"#).unwrap();
-    let got = json(&s.compare("hf", "skainet-legacy", vec![1, 5, 3], options).unwrap());
+    let got = json(&s.compare("hf", "skainet-legacy", ids(&[1, 5, 3]), options).unwrap());
     assert_eq!(got["verdict"], "diverge");
     assert_eq!(got["first_divergence"]["stage"], "q");
     assert_eq!(got["explain"]["summary"], "positions 0-2: projection");
@@ -195,11 +201,49 @@ async fn compare_returns_the_library_report_and_markdown() {
     let md = s.report_markdown(Some("https://example.test/#x".into())).unwrap();
     assert!(md.contains("the paths diverge") && md.contains("https://example.test/#x"), "{md}");
 
-    let refused =
-        |s: &mut Session, options: &str| match s.compare("hf", "hf", vec![1], js_sys::JSON::parse(options).unwrap()) {
-            Ok(_) => panic!("{options} was accepted"),
-            Err(e) => message(e),
-        };
+    let refused = |s: &mut Session, options: &str| match s.compare(
+        "hf",
+        "hf",
+        ids(&[1]),
+        js_sys::JSON::parse(options).unwrap(),
+    ) {
+        Ok(_) => panic!("{options} was accepted"),
+        Err(e) => message(e),
+    };
     assert!(refused(&mut s, r#"{"isolation": "sideways"}"#).contains("compare options"));
     assert!(refused(&mut s, r#"{"explian": true}"#).contains("explian"));
+}
+
+static REALVOCAB: &[u8] = include_bytes!("../../shared/reference/gguf/qwen3_realvocab.q8_0.gguf");
+
+#[wasm_bindgen_test]
+async fn tokenize_decode_and_text_prompts() {
+    ready().await;
+    let mut s = Session::new();
+    s.load(REALVOCAB.to_vec()).unwrap();
+    let out = json(&s.tokenize("Hello world".into(), true, true).unwrap());
+    assert_eq!(out["ids"], serde_json::json!([9707.0, 1879.0]));
+    assert_eq!(out["pieces"], serde_json::json!(["Hello", "␣world"]));
+    assert_eq!(s.decode(vec![9707, 1879]).unwrap(), "Hello world");
+    let special = json(&s.tokenize("a<|im_end|>b".into(), true, true).unwrap());
+    assert_eq!(special["ids"], serde_json::json!([64.0, 151645.0, 65.0]));
+    let plain = json(&s.tokenize("a<|im_end|>b".into(), false, true).unwrap());
+    assert!(plain["ids"].as_array().unwrap().len() > 3);
+    // A lone surrogate cannot become UTF-8: refused, not silently replaced.
+    let lone = js_sys::JsString::from_char_code1(0xD800);
+    let text: JsValue = js_sys::JsString::from("ab").concat(&lone).into();
+    let err = match s.tokenize(text.clone(), true, true) {
+        Ok(_) => panic!("a lone surrogate was accepted"),
+        Err(e) => message(e),
+    };
+    assert!(err.contains("lone surrogate"), "{err}");
+    assert!(s.run("hf", text, 3).is_err());
+    // Text prompts run; each path's BOS handling is visible in input_tokens.
+    let run = json(&s.run("hf", "Hello world".into(), 3).unwrap());
+    assert_eq!(run["tokens"], serde_json::json!([9707.0, 1879.0]));
+    let with_bos = json(&s.input_tokens("hf,bos=prepend", "Hello world".into()).unwrap());
+    assert_eq!(with_bos["ids"], serde_json::json!([151643.0, 9707.0, 1879.0]));
+    assert_eq!(with_bos["bos_added"], true);
+    let without = json(&s.input_tokens("hf", ids(&[9707, 1879])).unwrap());
+    assert_eq!(without["bos_added"], false);
 }

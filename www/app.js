@@ -40,9 +40,11 @@ async function loadWith(label, downloadName, request) {
     state.downloadName = downloadName;
     inspector.show(info, origin);
     try {
-      runner.show(await engine.call('model_info'), null);
+      const model = await engine.call('model_info');
+      runner.show(model.config, null, Boolean(model.tokenizer));
+      if (model.tokenizer_error) showError(`The model runs on token ids; its tokenizer cannot be used: ${model.tokenizer_error}`);
     } catch (err) {
-      runner.show(null, err.message);
+      runner.show(null, err.message, false);
     }
   } catch (err) {
     inspector.hide();

@@ -55,7 +55,13 @@ function handle(msg) {
     case 'model_info':
       return { value: session.model_info() };
     case 'run':
-      return { value: session.run(msg.path, new Uint32Array(msg.tokens), msg.top) };
+      return { value: session.run(msg.path, msg.prompt, msg.top) };
+    case 'input_tokens':
+      return { value: session.input_tokens(msg.path, msg.prompt) };
+    case 'tokenize':
+      return { value: session.tokenize(msg.text, msg.parseSpecial !== false, msg.addSpecial !== false) };
+    case 'decode':
+      return { value: session.decode(new Uint32Array(msg.ids)) };
     case 'stages':
       return { value: session.stages() };
     case 'stage': {
@@ -67,7 +73,7 @@ function handle(msg) {
       return { value: bytes.buffer, transfer: [bytes.buffer] };
     }
     case 'compare':
-      return { value: session.compare(msg.a, msg.b, new Uint32Array(msg.tokens), msg.options || {}) };
+      return { value: session.compare(msg.a, msg.b, msg.prompt, msg.options || {}) };
     case 'report_markdown':
       return { value: session.report_markdown(msg.shareUrl || undefined) };
     case 'presets':

@@ -7,7 +7,7 @@
 //! are skipped, and no more than `budget` runs are spent (the result says so when it stops early).
 
 use super::{compare_traces, Alignment, Class, Measured, Tolerances};
-use crate::forward::forward;
+use crate::forward::{forward, Prompt};
 use crate::model::Model;
 use crate::path::{PathSpec, FIELDS};
 use crate::trace::Trace;
@@ -87,7 +87,7 @@ fn agreement(a: &Measured, b: &Measured, cand: &Trace, tol: &Tolerances) -> Vec<
 /// Search the flips that bring B to A, position by position (each side: its spec and its runs).
 pub fn explain(
     model: &Model<'_>,
-    tokens: &[u32],
+    prompt: &Prompt,
     (a, ma): (&PathSpec, &Measured),
     (b, mb): (&PathSpec, &Measured),
     tol: &Tolerances,
@@ -106,7 +106,7 @@ pub fn explain(
         |set: &[&'static str], runs: &mut usize, works: &mut Vec<Vec<Vec<&'static str>>>| -> Result<Option<Trace>> {
             *runs += 1;
             let spec = flipped(a, b, set)?;
-            let trace = match forward(model, &spec, tokens, None) {
+            let trace = match forward(model, &spec, prompt, None) {
                 Ok(t) => t,
                 // A combination that cannot run on this model (e.g. a head_dim source that does not
                 // fit) simply does not explain anything.

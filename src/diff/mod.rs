@@ -20,7 +20,7 @@ pub mod logits;
 pub mod metrics;
 pub mod report;
 
-use crate::forward::{forward, Injection, Isolation};
+use crate::forward::{forward, Injection, Isolation, Prompt};
 use crate::model::Model;
 use crate::path::{PathSpec, Precision};
 use crate::trace::{Stage, StageId, Trace, Values};
@@ -163,13 +163,13 @@ pub struct Measured {
 
 impl Measured {
     /// Run `path` and, unless it already computes in f64, its f64 twin.
-    pub fn run(model: &Model<'_>, path: &PathSpec, tokens: &[u32]) -> Result<Measured> {
-        let trace = forward(model, path, tokens, None)?;
+    pub fn run(model: &Model<'_>, path: &PathSpec, prompt: &Prompt) -> Result<Measured> {
+        let trace = forward(model, path, prompt, None)?;
         let twin = if path.precision == Precision::F64 {
             None
         } else {
             let twin_spec = PathSpec { precision: Precision::F64, accumulate: Precision::F64, ..path.clone() };
-            Some(forward(model, &twin_spec, tokens, None)?)
+            Some(forward(model, &twin_spec, prompt, None)?)
         };
         Ok(Measured { trace, twin })
     }
@@ -256,8 +256,7 @@ impl Default for CompareOptions {
 pub struct Comparison {
     pub spec_a: PathSpec,
     pub spec_b: PathSpec,
-    /// The token ids as given.
-    pub tokens: Vec<u32>,
+    pub prompt: Prompt,
     pub a: Measured,
     pub b: Measured,
     pub stages: Vec<StageDiff>,
@@ -271,11 +270,12 @@ pub fn compare(
     model: &Model<'_>,
     a: &PathSpec,
     b: &PathSpec,
-    tokens: &[u32],
+    prompt: impl Into<Prompt>,
     opts: &CompareOptions,
 ) -> Result<Comparison> {
-    let ma = Measured::run(model, a, tokens)?;
-    let mb = Measured::run(model, b, tokens)?;
+    let prompt = prompt.into();
+    let ma = Measured::run(model, a, &prompt)?;
+    let mb = Measured::run(model, b, &prompt)?;
     let tol = &opts.tolerances;
     let stages = compare_traces(&ma.trace, &mb.trace, &|id, p| ma.noise(id, p), &|id, p| mb.noise(id, p), tol);
     let isolated = match opts.isolation {
@@ -287,23 +287,14 @@ pub fn compare(
                      (compare without isolation, or give both the same bos)",
                 ));
             }
-            let iso = forward(model, b, tokens, Some(Injection { reference: &ma.trace, mode }))?;
+            let iso = forward(model, b, &prompt, Some(Injection { reference: &ma.trace, mode }))?;
             Some(compare_traces(&ma.trace, &iso, &|id, p| ma.noise(id, p), &|id, p| mb.noise(id, p), tol))
         }
     };
     let explain = if opts.explain {
-        Some(explain::explain(model, tokens, (a, &ma), (b, &mb), tol, opts.explain_budget)?)
+        Some(explain::explain(model, &prompt, (a, &ma), (b, &mb), tol, opts.explain_budget)?)
     } else {
         None
     };
-    Ok(Comparison {
-        spec_a: a.clone(),
-        spec_b: b.clone(),
-        tokens: tokens.to_vec(),
-        a: ma,
-        b: mb,
-        stages,
-        isolated,
-        explain,
-    })
+    Ok(Comparison { spec_a: a.clone(), spec_b: b.clone(), prompt, a: ma, b: mb, stages, isolated, explain })
 }

@@ -4,7 +4,7 @@
 use super::explain::{positions_text, Explanation};
 use super::logits::{self as logit_diff, LogitMetrics, LogitSummary};
 use super::{first_divergence, Alignment, Class, CompareOptions, Comparison, StageDiff, Tolerances};
-use crate::forward::Isolation;
+use crate::forward::{Isolation, Prompt};
 use crate::logits::{top_k, Candidate};
 use crate::model::{Config, Model};
 use crate::path::PathSpec;
@@ -81,8 +81,11 @@ pub struct TopK {
 pub struct Report {
     pub schema: &'static str,
     pub model: ModelInfo,
-    /// The token ids as given.
+    /// The token ids as given, or the text's token ids (before any BOS).
     pub tokens: Vec<u32>,
+    /// The text, when the prompt was text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
     pub a: PathInfo,
     pub b: PathInfo,
     /// The PathSpec fields where A and B differ.
@@ -130,7 +133,15 @@ impl Report {
         c: &Comparison,
         opts: &CompareOptions,
     ) -> Report {
-        let (a, b, tokens) = (&c.spec_a, &c.spec_b, &c.tokens);
+        let (a, b) = (&c.spec_a, &c.spec_b);
+        let (tokens, prompt) = match &c.prompt {
+            Prompt::Ids(ids) => (ids.clone(), None),
+            Prompt::Text(t) => {
+                // The text's own tokens: what both paths share before their BOS handling.
+                let al = Alignment::of(&c.a.trace, &c.b.trace);
+                (c.a.trace.tokens[al.offset_a..].to_vec(), Some(t.clone()))
+            }
+        };
         let al = Alignment::of(&c.a.trace, &c.b.trace);
         let positions = al.len;
         let first_divergence_per_position = (0..positions)
@@ -166,7 +177,8 @@ impl Report {
         Report {
             schema: SCHEMA,
             model: ModelInfo { file, sha256, config: model.config.clone() },
-            tokens: tokens.to_vec(),
+            tokens,
+            prompt,
             a: PathInfo { text: a.to_text(), spec: a.clone(), tokens: c.a.trace.tokens.clone() },
             b: PathInfo { text: b.to_text(), spec: b.clone(), tokens: c.b.trace.tokens.clone() },
             differing_fields: a.differences(b),
@@ -247,6 +259,9 @@ impl Report {
         let file = self.model.file.as_deref().map(|f| format!("`{f}` · ")).unwrap_or_default();
         let sha = &self.model.sha256[..self.model.sha256.len().min(16)];
         let _ = writeln!(o, "| model | {file}{} · sha256 `{sha}` |", c.describe());
+        if let Some(text) = &self.prompt {
+            let _ = writeln!(o, "| prompt | `{}` |", text.replace('`', "'").replace('\n', "\\n"));
+        }
         let _ = writeln!(o, "| tokens | `{:?}` |", self.tokens);
         let _ = writeln!(o, "| A (reference) | `{}` |", self.a.text);
         let _ = writeln!(o, "| B | `{}` |", self.b.text);

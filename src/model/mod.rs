@@ -7,14 +7,18 @@ mod weights;
 pub use config::Config;
 pub use weights::{Layer, Matrix, Weights};
 
-use crate::gguf::{Gguf, Value};
-use crate::Result;
+use crate::gguf::Gguf;
+use crate::tokenizer::Tokenizer;
+use crate::{Error, Result};
+use std::sync::OnceLock;
 
-/// A parsed file with its config and weights (all borrowing the file's bytes).
+/// A parsed file with its config and weights (all borrowing the file's bytes), and its tokenizer
+/// (built on first use: a large vocabulary takes a moment).
 pub struct Model<'a> {
     pub gguf: Gguf<'a>,
     pub config: Config,
     pub weights: Weights<'a>,
+    tokenizer: OnceLock<std::result::Result<Option<Tokenizer>, Error>>,
 }
 
 impl<'a> Model<'a> {
@@ -31,18 +35,35 @@ impl<'a> Model<'a> {
             Err(e) => return Err(Box::new((gguf, e))),
         };
         match Weights::from_gguf(&gguf, &config) {
-            Ok(weights) => Ok(Model { gguf, config, weights }),
+            Ok(weights) => Ok(Model { gguf, config, weights, tokenizer: OnceLock::new() }),
             Err(e) => Err(Box::new((gguf, e))),
         }
     }
 }
 
 impl Model<'_> {
-    /// The vocabulary's token strings as stored (`tokenizer.ggml.tokens`), for display; `None` when
-    /// the file has no vocabulary of the model's size.
-    pub fn token_texts(&self) -> Option<Vec<String>> {
-        let tokens = self.gguf.get("tokenizer.ggml.tokens").and_then(Value::as_array)?;
-        let texts: Vec<String> = tokens.strings()?.map(|s| s.lossy().into_owned()).collect();
-        (texts.len() == self.config.vocab).then_some(texts)
+    /// The model's tokenizer; `Ok(None)` when the file has no vocabulary.
+    ///
+    /// # Errors
+    /// The vocabulary is present but unusable (unknown model or pre-tokenizer, malformed arrays).
+    pub fn tokenizer(&self) -> Result<Option<&Tokenizer>> {
+        match self.tokenizer.get_or_init(|| Tokenizer::from_gguf(&self.gguf)) {
+            Ok(t) => Ok(t.as_ref()),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// The tokenizer, or an error saying the model has none.
+    pub fn require_tokenizer(&self) -> Result<&Tokenizer> {
+        self.tokenizer()?.ok_or_else(|| {
+            Error::input(
+                "this model has no vocabulary (tokenizer.ggml.model is missing): give token ids instead of text",
+            )
+        })
+    }
+
+    /// The tokenizer when there is a usable one (for showing tokens as text).
+    pub fn display_tokenizer(&self) -> Option<&Tokenizer> {
+        self.tokenizer().ok().flatten()
     }
 }

@@ -51,7 +51,7 @@ async function workerReport(url) {
     const env = await ready;
     await call('load', { bytes, name: 'qwen3_gqa.f32.gguf' }, [bytes]);
     const value = await call('compare', {
-      a: 'hf', b: 'skainet-dsl', tokens: [1, 5, 3], options: { isolation: 'stage', explain: true },
+      a: 'hf', b: 'skainet-dsl', prompt: [1, 5, 3], options: { isolation: 'stage', explain: true },
     });
     worker.terminate();
     return { env, value };

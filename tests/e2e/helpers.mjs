@@ -17,10 +17,11 @@ const BIN = path.resolve(ROOT, process.env.PARITYLAB_BIN || 'target/release/pari
 const CHROME_ARGS = (process.env.CHROME_ARGS ||
   '--no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking --disable-component-update --disable-sync').split(/\s+/);
 
-/** Start `paritylab serve` on a free port; resolves to {url, stop()}. */
-export function startServer({ isolated = true } = {}) {
+/** Start `paritylab serve` on a free port (`mounts`: PREFIX=DIR folders); resolves to {url, stop()}. */
+export function startServer({ isolated = true, mounts = [] } = {}) {
   const args = ['serve', '--dir', path.join(ROOT, 'www'), '--port', '0'];
   if (!isolated) args.push('--no-isolation');
+  for (const m of mounts) args.push('--mount', m);
   const child = spawn(BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   return new Promise((resolve, reject) => {
     let log = '';

@@ -85,3 +85,31 @@ test('a file that is not a model can be inspected but says why it cannot run', a
   assert.equal(await page.isDisabled('#run-button'), true);
   await page.close();
 });
+
+test('text prompts are tokenized live as chips, BOS shown, and run', async () => {
+  const page = await openPage(ctx.browser, ctx.isolated.url);
+  // The synthetic default has no vocabulary: text is not offered.
+  assert.equal(await page.isDisabled('#mode-text'), true);
+  await page.setInputFiles('#file-input', path.join(REFERENCE, 'gguf/qwen3_realvocab.q8_0.gguf'));
+  await waitIdle(page);
+  await page.check('#mode-text');
+  await page.fill('#run-text', 'Hello world');
+  const chips = async () =>
+    page.$$eval('#run-chips .chip', (cs) => cs.map((c) => ({ text: c.textContent, bos: c.classList.contains('bos') })));
+  await page.waitForFunction(() => document.querySelectorAll('#run-chips .chip').length === 2);
+  assert.deepEqual(await chips(), [{ text: '9707Hello', bos: false }, { text: '1879␣world', bos: false }]);
+  assert.match(await page.textContent('#run-chips'), /2 tokens · no BOS added/);
+  await page.fill('#run-path', 'hf,bos=prepend');
+  await page.waitForFunction(() => document.querySelectorAll('#run-chips .chip').length === 3);
+  assert.deepEqual((await chips())[0], { text: '151643<|endoftext|>', bos: true });
+  await page.fill('#run-path', 'hf');
+  await page.fill('#run-text', '你好，世界 <|im_end|>');
+  await page.waitForFunction(() => document.querySelector('#run-chips').textContent.includes('151645'));
+  await shot(page, 'run-text-chips');
+  await runAndWait(page);
+  assert.equal(await page.isVisible('#run-error'), false, await page.textContent('#run-error'));
+  assert.equal(await page.locator('#run-table tbody tr').count(), 5);
+  assert.match(await page.textContent('#run-table tbody tr:last-child'), /151645 <\|im_end\|>/);
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});

@@ -1,7 +1,8 @@
-// The "Run a path" panel: token ids and a path in, the top next tokens per position out.
+// The "Run a path" panel: a prompt (token ids or text) and a path in, the top next tokens per
+// position out. As the user types, chips show the exact tokens the path will run (BOS included).
 
 import { el, replace, $ } from './dom.js';
-import { num, visible } from './format.js';
+import { num } from './format.js';
 
 /** "1, 5,3" -> [1, 5, 3]; throws a readable error for anything else. */
 export function parseTokens(text) {
@@ -16,7 +17,16 @@ export function parseTokens(text) {
 }
 
 function tokenLabel(id, text) {
-  return text === null || text === undefined ? String(id) : `${id} ${JSON.stringify(visible(text))}`;
+  return text === null || text === undefined ? String(id) : `${id} ${text}`;
+}
+
+/** Call `fn` once input has paused for `ms`. */
+function debounce(fn, ms) {
+  let timer;
+  return (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => fn(...args), ms);
+  };
 }
 
 export class Runner {
@@ -24,11 +34,30 @@ export class Runner {
     this.root = root;
     this.engine = engine;
     this.busy = false;
+    this.hasTokenizer = false;
+    this.chipRequest = 0;
     $('#run-form', root).addEventListener('submit', (e) => {
       e.preventDefault();
       this.run();
     });
     $('#run-dump', root).addEventListener('click', () => this.download());
+    const refresh = debounce(() => this.updateChips(), 120);
+    for (const id of ['#run-tokens', '#run-text', '#run-path']) $(id, root).addEventListener('input', refresh);
+    for (const radio of root.querySelectorAll('input[name=prompt-mode]')) {
+      radio.addEventListener('change', () => this.setMode(radio.value));
+    }
+  }
+
+  get mode() {
+    return $('#mode-text', this.root).checked ? 'text' : 'ids';
+  }
+
+  setMode(mode) {
+    $('#mode-text', this.root).checked = mode === 'text';
+    $('#mode-ids', this.root).checked = mode !== 'text';
+    $('#text-label', this.root).hidden = mode !== 'text';
+    $('#tokens-label', this.root).hidden = mode === 'text';
+    this.updateChips();
   }
 
   async setPresets() {
@@ -36,19 +65,24 @@ export class Runner {
     replace($('#preset-list', this.root), presets.map((p) => el('option', { value: p.name }, p.description)));
   }
 
-  /** A new model: runnable (config) or not (reason). */
-  show(config, reason) {
+  /** A new model: runnable (config) or not (reason); `hasTokenizer` enables text prompts. */
+  show(config, reason, hasTokenizer) {
     this.root.hidden = false;
+    this.hasTokenizer = Boolean(hasTokenizer);
     replace($('#run-table tbody', this.root));
     $('#run-results', this.root).hidden = true;
     $('#run-meta', this.root).textContent = '';
-    $('#run-dump', this.root).disabled = true;
     this.showError('');
     const unavailable = $('#run-unavailable', this.root);
     unavailable.hidden = !reason;
     unavailable.textContent = reason || '';
-    for (const c of $('#run-form', this.root).elements) c.disabled = Boolean(reason) || (c.id === 'run-dump');
+    for (const c of $('#run-form', this.root).elements) c.disabled = Boolean(reason) || c.id === 'run-dump';
+    const textRadio = $('#mode-text', this.root);
+    textRadio.disabled = Boolean(reason) || !this.hasTokenizer;
+    textRadio.parentElement.title = this.hasTokenizer ? '' : 'This model has no vocabulary: give token ids.';
+    if (!this.hasTokenizer && this.mode === 'text') this.setMode('ids');
     this.config = config;
+    this.updateChips();
   }
 
   showError(message) {
@@ -57,16 +91,56 @@ export class Runner {
     box.textContent = message || '';
   }
 
+  /** The prompt as the engine takes it: an array of ids, or text. Throws on bad ids. */
+  prompt() {
+    if (this.mode === 'text') return $('#run-text', this.root).value;
+    return parseTokens($('#run-tokens', this.root).value);
+  }
+
+  path() {
+    return $('#run-path', this.root).value.trim() || 'hf';
+  }
+
+  /** Show the tokens the path will run as chips (id + piece), BOS marked. */
+  async updateChips() {
+    const box = $('#run-chips', this.root);
+    if (this.root.hidden || !this.config) {
+      replace(box);
+      return;
+    }
+    const request = ++this.chipRequest;
+    let content;
+    try {
+      const out = await this.engine.call('input_tokens', { path: this.path(), prompt: this.prompt() });
+      if (request !== this.chipRequest) return;
+      const bosNote = out.bos_added ? 'this path adds BOS' : 'no BOS added';
+      content = [
+        ...out.ids.map((id, i) =>
+          el(
+            'span',
+            { class: `chip${out.bos_added && i === 0 ? ' bos' : ''}`, title: out.bos_added && i === 0 ? 'BOS added by the path' : `token ${id}` },
+            el('span', { class: 'id' }, id),
+            out.pieces ? out.pieces[i] : null,
+          ),
+        ),
+        el('span', { class: 'chip-note' }, `${out.ids.length} token${out.ids.length === 1 ? '' : 's'} · ${bosNote}`),
+      ];
+    } catch (err) {
+      if (request !== this.chipRequest) return;
+      content = [el('span', { class: 'chip-note' }, err.message)];
+    }
+    replace(box, content);
+  }
+
   async run() {
     if (this.busy) return;
-    let tokens;
+    let prompt;
     try {
-      tokens = parseTokens($('#run-tokens', this.root).value);
+      prompt = this.prompt();
     } catch (err) {
       this.showError(err.message);
       return;
     }
-    const path = $('#run-path', this.root).value.trim() || 'hf';
     const top = Number($('#run-top', this.root).value);
     this.busy = true;
     this.root.classList.add('running');
@@ -74,9 +148,8 @@ export class Runner {
     this.showError('');
     const started = performance.now();
     try {
-      const summary = await this.engine.call('run', { path, tokens, top });
-      const ms = performance.now() - started;
-      this.render(summary, ms);
+      const summary = await this.engine.call('run', { path: this.path(), prompt, top });
+      this.render(summary, performance.now() - started);
       $('#run-dump', this.root).disabled = false;
     } catch (err) {
       this.showError(err.message);

@@ -6,12 +6,13 @@ use clap::{Parser, Subcommand};
 use paritylab::diff::{CompareOptions, Report, Tolerances};
 use paritylab::dump::DumpInfo;
 use paritylab::forward::forward;
-use paritylab::forward::Isolation;
+use paritylab::forward::{Isolation, Prompt};
 use paritylab::gguf::Gguf;
 use paritylab::inspect;
 use paritylab::logits::RunSummary;
 use paritylab::model::Model;
 use paritylab::path::PathSpec;
+use paritylab::tokenizer::{EncodeOptions, Tokenizer};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -44,9 +45,8 @@ enum Command {
     Run {
         /// The GGUF file.
         model: PathBuf,
-        /// Token ids, comma-separated (e.g. 1,5,3).
-        #[arg(long, value_delimiter = ',', required = true)]
-        tokens: Vec<u32>,
+        #[command(flatten)]
+        input: PromptArgs,
         /// The path: a preset (hf, oracle-f64, skainet-dsl, skainet-legacy), its text form with
         /// overrides (hf,rope_pairing=interleaved), or a JSON file.
         #[arg(long, default_value = "hf")]
@@ -67,9 +67,8 @@ enum Command {
     Compare {
         /// The GGUF file.
         model: PathBuf,
-        /// Token ids, comma-separated.
-        #[arg(long, value_delimiter = ',', required = true)]
-        tokens: Vec<u32>,
+        #[command(flatten)]
+        input: PromptArgs,
         /// Path A, the reference (preset, text form or JSON file).
         #[arg(long, default_value = "hf")]
         a: String,
@@ -105,6 +104,26 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         top: usize,
     },
+    /// Tokenize text with the model's own tokenizer (from its GGUF metadata) and print the ids and
+    /// pieces.
+    Tokenize {
+        /// The GGUF file.
+        model: PathBuf,
+        /// The text.
+        text: String,
+        /// Print one JSON object {"ids": [...], "pieces": [...]}.
+        #[arg(long)]
+        json: bool,
+        /// Read special-token text such as <|im_end|> as plain text.
+        #[arg(long)]
+        no_special: bool,
+        /// Do not add the BOS/EOS tokens the vocabulary asks for.
+        #[arg(long)]
+        no_bos: bool,
+    },
+    /// Measure throughput (used by ./build.sh bench; prints JSON).
+    #[command(subcommand)]
+    Bench(Bench),
     /// Serve the web page (a static folder) with the headers it needs for threads.
     Serve {
         /// Folder to serve.
@@ -119,7 +138,47 @@ enum Command {
         /// thread. For testing that fallback.
         #[arg(long)]
         no_isolation: bool,
+        /// Also serve a folder under a URL prefix, e.g. `--mount models=.cache/models` serves
+        /// /models/x.gguf (for tests and benchmarks that fetch files). Repeatable.
+        #[arg(long, value_name = "PREFIX=DIR")]
+        mount: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Tokenize a text file several times with a model's tokenizer; report the median.
+    Tokenize {
+        /// The GGUF file (its vocabulary).
+        model: PathBuf,
+        /// The text file to tokenize.
+        #[arg(long)]
+        text: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
+}
+
+/// Token ids or text.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct PromptArgs {
+    /// Token ids, comma-separated (e.g. 1,5,3).
+    #[arg(long, value_delimiter = ',')]
+    tokens: Option<Vec<u32>>,
+    /// Text, tokenized with the model's tokenizer (each path adds BOS as its `bos` says).
+    #[arg(long)]
+    prompt: Option<String>,
+}
+
+impl PromptArgs {
+    fn prompt(self) -> Prompt {
+        match (self.tokens, self.prompt) {
+            (Some(ids), _) => Prompt::Ids(ids),
+            (None, Some(text)) => Prompt::Text(text),
+            (None, None) => Prompt::Ids(Vec::new()),
+        }
+    }
 }
 
 /// An error that is the user's input's fault (exit code 2).
@@ -199,11 +258,11 @@ fn run(args: Args) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Run { model, tokens, path, dump, top, json } => {
+        Command::Run { model, input, path, dump, top, json } => {
             let bytes = read_model(&model)?;
             let m = Model::from_bytes(&bytes).with_context(|| format!("cannot run {}", model.display()))?;
             let spec = parse_path(&path)?;
-            let trace = forward(&m, &spec, &tokens, None)?;
+            let trace = forward(&m, &spec, input.prompt(), None)?;
             if let Some(out) = dump {
                 let sha = paritylab::dump::sha256_hex(&bytes);
                 let info = DumpInfo { path: &spec, model_sha256: &sha, architecture: m.config.arch.name() };
@@ -211,8 +270,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                     .with_context(|| format!("cannot write {}", out.display()))?;
                 eprintln!("wrote {} stages x {} positions to {}", trace.ids().len(), trace.positions(), out.display());
             }
-            let texts = m.token_texts();
-            let summary = RunSummary::new(&spec, &trace, top, texts.as_deref());
+            let summary = RunSummary::new(&spec, &trace, top, m.display_tokenizer());
             if json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
             } else {
@@ -222,7 +280,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         Command::Compare {
             model,
-            tokens,
+            input,
             a,
             b,
             isolate,
@@ -252,7 +310,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 explain_budget,
                 top_k: top,
             };
-            let comparison = paritylab::diff::compare(&m, &spec_a, &spec_b, &tokens, &opts)?;
+            let comparison = paritylab::diff::compare(&m, &spec_a, &spec_b, input.prompt(), &opts)?;
             let file = model.file_name().map(|f| f.to_string_lossy().into_owned());
             let r = Report::new(&m, file, paritylab::dump::sha256_hex(&bytes), &comparison, &opts);
             let markdown = r.markdown(None);
@@ -270,8 +328,62 @@ fn run(args: Args) -> anyhow::Result<()> {
                 Err(anyhow::Error::new(Diverged))
             }
         }
-        Command::Serve { dir, host, port, no_isolation } => {
-            crate::serve::serve(&dir, &host, port, !no_isolation).map_err(|e| anyhow::Error::new(BadInput(e)))
+        Command::Tokenize { model, text, json, no_special, no_bos } => {
+            let bytes = read_model(&model)?;
+            let g = Gguf::parse(&bytes).with_context(|| format!("{} is not a usable GGUF file", model.display()))?;
+            let tok = Tokenizer::from_gguf(&g)?.ok_or_else(|| {
+                anyhow::Error::new(BadInput(format!("{} has no vocabulary (tokenizer.ggml.model)", model.display())))
+            })?;
+            let opts = EncodeOptions { parse_special: !no_special, add_special: !no_bos };
+            let ids = tok.encode(&text, opts)?;
+            let pieces: Vec<String> = ids.iter().map(|&id| tok.display_piece(id)).collect();
+            if json {
+                println!("{}", serde_json::json!({ "ids": ids, "pieces": pieces }));
+            } else {
+                print!("{}", crate::text::tokens(&ids, &pieces));
+            }
+            Ok(())
+        }
+        Command::Bench(Bench::Tokenize { model, text, rounds }) => {
+            let bytes = read_model(&model)?;
+            let g = Gguf::parse(&bytes)?;
+            let started = std::time::Instant::now();
+            let tok = Tokenizer::from_gguf(&g)?
+                .ok_or_else(|| anyhow::Error::new(BadInput(format!("{} has no vocabulary", model.display()))))?;
+            let build_s = started.elapsed().as_secs_f64();
+            let text = std::fs::read_to_string(&text).with_context(|| format!("cannot read {}", text.display()))?;
+            let mut times = Vec::new();
+            let mut n_tokens = 0;
+            for _ in 0..rounds.max(1) {
+                let t = std::time::Instant::now();
+                n_tokens = tok.encode(&text, EncodeOptions::default())?.len();
+                times.push(t.elapsed().as_secs_f64());
+            }
+            times.sort_by(f64::total_cmp);
+            let median = times[times.len() / 2];
+            println!(
+                "{}",
+                serde_json::json!({
+                    "bytes": text.len(), "tokens": n_tokens, "rounds": times.len(), "build_s": build_s,
+                    "median_s": median, "min_s": times[0], "max_s": times[times.len() - 1],
+                    "tokens_per_s": n_tokens as f64 / median, "mb_per_s": text.len() as f64 / median / 1e6,
+                })
+            );
+            Ok(())
+        }
+        Command::Serve { dir, host, port, no_isolation, mount } => {
+            let mounts = mount
+                .iter()
+                .map(|m| match m.split_once('=') {
+                    Some((prefix, dir)) if !prefix.is_empty() && !prefix.contains('/') => {
+                        Ok((prefix.to_string(), PathBuf::from(dir)))
+                    }
+                    _ => Err(anyhow::Error::new(BadInput(format!(
+                        "--mount {m:?}: use PREFIX=DIR, e.g. models=.cache/models"
+                    )))),
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            crate::serve::serve(&dir, &mounts, &host, port, !no_isolation).map_err(|e| anyhow::Error::new(BadInput(e)))
         }
     }
 }

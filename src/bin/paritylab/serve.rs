@@ -11,11 +11,39 @@ use std::time::Duration;
 /// Longest request head accepted.
 const MAX_HEAD: usize = 16 * 1024;
 
-pub fn serve(dir: &Path, host: &str, port: u16, isolate: bool) -> Result<(), String> {
+/// The folders served: the page's root, and folders mounted under a URL prefix.
+#[derive(Clone)]
+struct Roots {
+    main: PathBuf,
+    mounts: Vec<(String, PathBuf)>,
+}
+
+impl Roots {
+    /// The folder and the rest of the path a request target falls in.
+    fn pick<'t>(&self, target: &'t str) -> (&Path, &'t str) {
+        for (prefix, dir) in &self.mounts {
+            if let Some(rest) = target.strip_prefix('/').and_then(|t| t.strip_prefix(prefix.as_str())) {
+                if rest.is_empty() || rest.starts_with('/') {
+                    return (dir, rest);
+                }
+            }
+        }
+        (&self.main, target)
+    }
+}
+
+pub fn serve(dir: &Path, mounts: &[(String, PathBuf)], host: &str, port: u16, isolate: bool) -> Result<(), String> {
     let root = dir.canonicalize().map_err(|e| format!("cannot serve {}: {e}", dir.display()))?;
     if !root.join("index.html").is_file() {
         return Err(format!("{} has no index.html; build the page first (./build.sh serve)", root.display()));
     }
+    let mounts = mounts
+        .iter()
+        .map(|(p, d)| {
+            d.canonicalize().map(|d| (p.clone(), d)).map_err(|e| format!("cannot mount {}: {e}", d.display()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let roots = Roots { main: root.clone(), mounts };
     let listener = TcpListener::bind((host, port)).map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     eprintln!(
@@ -25,15 +53,15 @@ pub fn serve(dir: &Path, host: &str, port: u16, isolate: bool) -> Result<(), Str
     );
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
-        let root = root.clone();
+        let roots = roots.clone();
         std::thread::spawn(move || {
-            let _ = handle(stream, &root, isolate);
+            let _ = handle(stream, &roots, isolate);
         });
     }
     Ok(())
 }
 
-fn handle(mut stream: TcpStream, root: &Path, isolate: bool) -> std::io::Result<()> {
+fn handle(mut stream: TcpStream, roots: &Roots, isolate: bool) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
@@ -54,6 +82,7 @@ fn handle(mut stream: TcpStream, root: &Path, isolate: bool) -> std::io::Result<
     if method != "GET" && !head_only {
         return respond(&mut stream, "405 Method Not Allowed", "text/plain", b"GET or HEAD only\n", head_only, isolate);
     }
+    let (root, target) = roots.pick(target);
     let Some(path) = resolve(root, target) else {
         return respond(&mut stream, "404 Not Found", "text/plain", b"not found\n", head_only, isolate);
     };
@@ -177,6 +206,10 @@ mod tests {
         assert_eq!(resolve(&root, "/sub/%2e%2e/%2e%2e/etc/passwd"), None);
         assert_eq!(resolve(&root, "/missing"), None);
         assert_eq!(resolve(&root, "/%zz"), None);
+        let roots = Roots { main: PathBuf::from("/www"), mounts: vec![("models".into(), root.join("sub"))] };
+        assert_eq!(roots.pick("/models/a.js"), (root.join("sub").as_path(), "/a.js"));
+        assert_eq!(roots.pick("/modelsX/a.js").0, Path::new("/www"));
+        assert_eq!(roots.pick("/index.html"), (Path::new("/www"), "/index.html"));
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

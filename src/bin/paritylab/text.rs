@@ -166,3 +166,13 @@ pub fn run(config: &paritylab::model::Config, summary: &RunSummary) -> String {
     }
     o
 }
+
+/// Token ids with their pieces, one per line.
+pub fn tokens(ids: &[u32], pieces: &[String]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "{} tokens", ids.len());
+    for (id, piece) in ids.iter().zip(pieces) {
+        let _ = writeln!(o, "{id:>8}  {piece}");
+    }
+    o
+}
