@@ -107,7 +107,15 @@ build_wasm() {
 
 cmd_wasm() { build_wasm st; build_wasm mt; }
 
+# Third-party browser code comes from npm (package-lock.json), copied next to the page; never a CDN.
+cmd_vendor() {
+  mkdir -p www/vendor/uplot
+  cp node_modules/uplot/dist/uPlot.esm.js node_modules/uplot/dist/uPlot.min.css www/vendor/uplot/
+  cp node_modules/uplot/LICENSE www/vendor/uplot/LICENSE
+}
+
 cmd_build() {
+  cmd_vendor
   cmd_wasm
   log "native: release CLI"
   cargo build --release --bin paritylab

@@ -29,6 +29,7 @@ pub mod model;
 pub mod ops;
 pub mod path;
 pub mod quant;
+pub mod share;
 pub mod synth;
 pub mod tokenizer;
 pub mod trace;

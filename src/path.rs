@@ -416,6 +416,39 @@ impl PathSpec {
     }
 }
 
+/// A convention as a UI shows it: its name, its values (`numeric`: `metadata` or a number), and
+/// what each value means.
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldInfo {
+    pub name: &'static str,
+    pub numeric: bool,
+    pub values: Vec<&'static str>,
+    pub about: &'static str,
+}
+
+/// Every field of [`PathSpec`] for a UI.
+pub fn field_infos() -> Vec<FieldInfo> {
+    fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Vec<&'static str> {
+        all.iter().map(|v| name(*v)).collect()
+    }
+    let f = |name, numeric, values, about| FieldInfo { name, numeric, values, about };
+    vec![
+        f("rope_pairing", false, names(RopePairing::ALL, RopePairing::name), "which dimensions RoPE rotates together"),
+        f("rope_base", true, vec!["metadata"], "RoPE base (theta)"),
+        f("norm_eps", true, vec!["metadata"], "RMSNorm epsilon"),
+        f("qk_norm_eps", true, vec!["metadata"], "epsilon of Qwen3's per-head Q/K norms"),
+        f("eps_placement", false, names(EpsPlacement::ALL, EpsPlacement::name), "where RMSNorm's epsilon goes"),
+        f("projection", false, names(Projection::ALL, Projection::name), "how projections read the weights"),
+        f("head_dim", false, names(HeadDim::ALL, HeadDim::name), "where the head size comes from"),
+        f("qkv_bias", false, names(QkvBias::ALL, QkvBias::name), "Qwen2's Q/K/V biases"),
+        f("attn_scale", false, names(AttnScale::ALL, AttnScale::name), "where 1/sqrt(head_dim) is applied"),
+        f("softmax", false, names(Softmax::ALL, Softmax::name), "how softmax is computed"),
+        f("accumulate", false, names(Precision::ALL, Precision::name), "accumulator width"),
+        f("precision", false, names(Precision::ALL, Precision::name), "activation width (f64: the path's f64 twin)"),
+        f("bos", false, names(Bos::ALL, Bos::name), "BOS in front of the prompt"),
+    ]
+}
+
 impl std::fmt::Display for PathSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.to_text())

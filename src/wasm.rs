@@ -48,6 +48,7 @@ pub struct Session {
     loaded: Option<Loaded>,
     last: Option<(PathSpec, Trace)>,
     report: Option<Report>,
+    comparison: Option<diff::Comparison>,
     sha256: Option<String>,
     file_name: Option<String>,
 }
@@ -79,7 +80,7 @@ fn to_js<T: serde::Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
 impl Session {
     #[wasm_bindgen(constructor)]
     pub fn new() -> Session {
-        Session { loaded: None, last: None, report: None, sha256: None, file_name: None }
+        Session { loaded: None, last: None, report: None, comparison: None, sha256: None, file_name: None }
     }
 
     /// Parse a GGUF file and keep it. Returns the same description as `paritylab inspect --json`.
@@ -88,6 +89,7 @@ impl Session {
         self.loaded = None;
         self.last = None;
         self.report = None;
+        self.comparison = None;
         self.sha256 = None;
         self.file_name = None;
         let loaded = Loaded::try_new(bytes, |b| {
@@ -113,6 +115,11 @@ impl Session {
     /// Name the loaded file (for reports).
     pub fn set_file_name(&mut self, name: &str) {
         self.file_name = Some(name.to_string());
+    }
+
+    /// The loaded file's SHA-256 (hex), computed once.
+    pub fn file_sha256(&mut self) -> Result<String, JsError> {
+        self.sha256()
     }
 
     /// The loaded file's bytes (e.g. to download a synthetic model).
@@ -176,6 +183,13 @@ impl Session {
         to_js(&serde_json::json!({ "ids": ids, "pieces": pieces, "bos_added": ids.len() > given }))
     }
 
+    /// Readable pieces of token ids (null when the model has no usable vocabulary).
+    pub fn pieces(&self, ids: Vec<u32>) -> Result<JsValue, JsError> {
+        let pieces: Option<Vec<String>> =
+            self.model()?.display_tokenizer().map(|t| ids.iter().map(|&id| t.display_piece(id)).collect());
+        to_js(&pieces)
+    }
+
     /// Token ids back to text (invalid UTF-8 as U+FFFD).
     pub fn decode(&self, ids: Vec<u32>) -> Result<String, JsError> {
         Ok(self.model()?.require_tokenizer().map_err(js_error)?.decode(&ids))
@@ -223,7 +237,15 @@ impl Session {
     /// Compare path B with reference path A on a prompt (token ids or text; the JSON report of
     /// `paritylab compare --json`). `options`: `{isolation: "off"|"layer"|"stage", explain,
     /// explain_budget, noise_multiple, atol, rtol, top_k}`, all optional.
-    pub fn compare(&mut self, a: &str, b: &str, prompt: JsValue, options: JsValue) -> Result<JsValue, JsError> {
+    /// `progress`, when given, is called as `progress({step, done, total})` while it works.
+    pub fn compare(
+        &mut self,
+        a: &str,
+        b: &str,
+        prompt: JsValue,
+        options: JsValue,
+        progress: Option<js_sys::Function>,
+    ) -> Result<JsValue, JsError> {
         let prompt = prompt_from_js(prompt)?;
         let req: CompareRequest = if options.is_undefined() || options.is_null() {
             CompareRequest::default()
@@ -249,12 +271,53 @@ impl Session {
         };
         let sha = self.sha256()?;
         let model = self.model()?;
-        let comparison = diff::compare(model, &spec_a, &spec_b, prompt, &opts).map_err(js_error)?;
+        let mut report_progress = |p: diff::Progress| {
+            if let (Some(f), Ok(v)) = (&progress, to_js(&p)) {
+                let _ = f.call1(&JsValue::NULL, &v);
+            }
+        };
+        let comparison = diff::compare_with_progress(model, &spec_a, &spec_b, prompt, &opts, &mut report_progress)
+            .map_err(js_error)?;
         let report = Report::new(model, self.file_name.clone(), sha, &comparison, &opts);
         let out = to_js(&report)?;
-        self.last = Some((spec_b, comparison.b.trace));
         self.report = Some(report);
+        self.comparison = Some(comparison);
         Ok(out)
+    }
+
+    /// One stage of the last comparison at a compared position: `{name, position, a, b}` with the
+    /// values as Float64Arrays (B run on A's inputs when `isolated`).
+    pub fn compared_stage(&self, name: &str, position: usize, isolated: bool) -> Result<JsValue, JsError> {
+        let c = self.comparison.as_ref().ok_or_else(|| JsError::new("nothing has been compared yet"))?;
+        let id = StageId::parse(name).ok_or_else(|| JsError::new(&format!("{name:?} is not a stage name")))?;
+        let b_trace = if isolated {
+            c.isolated_trace.as_ref().ok_or_else(|| JsError::new("the last comparison ran without isolation"))?
+        } else {
+            &c.b.trace
+        };
+        let al = diff::Alignment::of(&c.a.trace, b_trace);
+        let missing = || JsError::new(&format!("the comparison has no {name} at position {position}"));
+        let a = c.a.trace.get(id, position + al.offset_a).ok_or_else(missing)?.to_f64();
+        let b = b_trace.get(id, position + al.offset_b).ok_or_else(missing)?.to_f64();
+        let out = to_js(&serde_json::json!({ "name": name, "position": position }))?;
+        for (key, values) in [("a", a), ("b", b)] {
+            js_sys::Reflect::set(&out, &JsValue::from_str(key), &js_sys::Float64Array::from(values.as_slice()))
+                .map_err(|_| JsError::new("internal error: cannot build the result"))?;
+        }
+        Ok(out)
+    }
+
+    /// A dump (safetensors) of path A's or B's trace in the last comparison (`side`: "a" or "b").
+    pub fn dump_path(&mut self, side: &str) -> Result<Vec<u8>, JsError> {
+        let sha = self.sha256()?;
+        let arch = self.model()?.config.arch.name();
+        let c = self.comparison.as_ref().ok_or_else(|| JsError::new("nothing has been compared yet"))?;
+        let (spec, trace) = match side {
+            "a" => (&c.spec_a, &c.a.trace),
+            "b" => (&c.spec_b, &c.b.trace),
+            _ => return Err(JsError::new("side must be \"a\" or \"b\"")),
+        };
+        dump::write(trace, &DumpInfo { path: spec, model_sha256: &sha, architecture: arch }).map_err(js_error)
     }
 
     /// The last comparison as Markdown for a GitHub issue (with `share_url` when given).
@@ -321,6 +384,56 @@ impl Default for Session {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Every PathSpec field for building controls: `[{name, numeric, values, about}]`.
+#[wasm_bindgen]
+pub fn path_fields() -> Result<JsValue, JsError> {
+    to_js(&crate::path::field_infos())
+}
+
+/// A path's text form as `{text, fields: {name: value}}` (canonical text; throws a readable error).
+#[wasm_bindgen]
+pub fn path_spec(text: &str) -> Result<JsValue, JsError> {
+    let spec = PathSpec::parse(text).map_err(js_error)?;
+    let fields: serde_json::Map<String, serde_json::Value> =
+        spec.fields().into_iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v))).collect();
+    to_js(&serde_json::json!({ "text": spec.to_text(), "fields": fields }))
+}
+
+/// A synthetic spec's text form as `{text, spec}` (canonical text and every field), or a readable
+/// error. Empty text: the source issue's reproducer.
+#[wasm_bindgen]
+pub fn synth_spec(text: &str) -> Result<JsValue, JsError> {
+    let spec = synth::SynthSpec::parse(text).map_err(js_error)?;
+    to_js(&serde_json::json!({ "text": spec.to_text(), "spec": spec }))
+}
+
+/// The page's default state (the source issue's reproducer, DSL vs legacy).
+#[wasm_bindgen]
+pub fn default_state() -> Result<JsValue, JsError> {
+    to_js(&crate::share::State::source_issue())
+}
+
+/// The URL hash (without `#`) of a page state; throws when a field is invalid.
+#[wasm_bindgen]
+pub fn encode_state(state: JsValue) -> Result<String, JsError> {
+    let value: serde_json::Value = serde_wasm_bindgen::from_value(state).map_err(js_error)?;
+    let state: crate::share::State =
+        serde_json::from_value(value).map_err(|e| JsError::new(&format!("page state: {e}")))?;
+    state.encode().map_err(js_error)
+}
+
+/// The page state in a URL hash; throws a message for the page when the link is bad.
+#[wasm_bindgen]
+pub fn decode_state(hash: &str) -> Result<JsValue, JsError> {
+    to_js(&crate::share::State::decode(hash).map_err(js_error)?)
+}
+
+/// Bytes of wasm memory in use (the linear memory's size).
+#[wasm_bindgen]
+pub fn memory_bytes() -> f64 {
+    (core::arch::wasm32::memory_size(0) * 65536) as f64
 }
 
 /// The path presets: `[{name, description}]`.

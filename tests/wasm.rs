@@ -6,7 +6,7 @@
 use paritylab::gguf::Gguf;
 use paritylab::inspect;
 use paritylab::wasm::{build_info, pool_thread_indices, Session};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -177,7 +177,7 @@ async fn compare_returns_the_library_report_and_markdown() {
     s.load(TINY_UNTIED.to_vec()).unwrap();
     s.set_file_name("qwen3_tiny_untied.f32.gguf");
     let options = js_sys::JSON::parse(r#"{"isolation": "stage", "explain": true}"#).unwrap();
-    let got = json(&s.compare("hf", "skainet-legacy", ids(&[1, 5, 3]), options).unwrap());
+    let got = json(&s.compare("hf", "skainet-legacy", ids(&[1, 5, 3]), options, None).unwrap());
     assert_eq!(got["verdict"], "diverge");
     assert_eq!(got["first_divergence"]["stage"], "q");
     assert_eq!(got["explain"]["summary"], "positions 0-2: projection");
@@ -206,6 +206,7 @@ async fn compare_returns_the_library_report_and_markdown() {
         "hf",
         ids(&[1]),
         js_sys::JSON::parse(options).unwrap(),
+        None,
     ) {
         Ok(_) => panic!("{options} was accepted"),
         Err(e) => message(e),
@@ -246,4 +247,38 @@ async fn tokenize_decode_and_text_prompts() {
     assert_eq!(with_bos["bos_added"], true);
     let without = json(&s.input_tokens("hf", ids(&[9707, 1879])).unwrap());
     assert_eq!(without["bos_added"], false);
+}
+
+#[wasm_bindgen_test]
+async fn playground_api_state_synth_paths_and_progress() {
+    ready().await;
+    // Share state round trip, and a bad link's message.
+    let state = paritylab::wasm::default_state().unwrap();
+    let hash = paritylab::wasm::encode_state(state.clone()).unwrap();
+    assert!(hash.starts_with("s1."));
+    assert_eq!(json(&paritylab::wasm::decode_state(&hash).unwrap()), json(&state));
+    let err = message(paritylab::wasm::decode_state("s1.garbage!").unwrap_err());
+    assert!(err.contains("damaged"), "{err}");
+    // The synthetic generator gives the pinned bytes in wasm too (libm, not the platform's maths).
+    let spec = json(&paritylab::wasm::synth_spec("source-issue,type=q8_0,dist=normal:0.02,seed=7").unwrap());
+    let mut s = Session::new();
+    s.load_synthetic(spec["text"].as_str().unwrap()).unwrap();
+    assert_eq!(s.file_sha256().unwrap(), "d3a24a0d4d9f30f5ab58f45dd129c7b550621ec8bfb1d9ef0d3910f3ecf443d9");
+    // Path fields and specs for the editors.
+    let fields = json(&paritylab::wasm::path_fields().unwrap());
+    assert_eq!(fields.as_array().unwrap().len(), paritylab::path::FIELDS.len());
+    let p = json(&paritylab::wasm::path_spec("skainet-dsl").unwrap());
+    assert_eq!(p["fields"]["rope_pairing"], "interleaved");
+    // Progress is reported while comparing.
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::<String>::new()));
+    let sink = seen.clone();
+    let callback = wasm_bindgen::closure::Closure::<dyn FnMut(JsValue)>::new(move |v: JsValue| {
+        sink.borrow_mut().push(json(&v)["step"].as_str().unwrap_or("").to_string());
+    });
+    let f: &js_sys::Function = callback.as_ref().unchecked_ref();
+    let options = js_sys::JSON::parse(r#"{"explain": true}"#).unwrap();
+    s.compare("skainet-dsl", "skainet-legacy", ids(&[1, 5, 3]), options, Some(f.clone())).unwrap();
+    let steps = seen.borrow().clone();
+    assert!(steps.contains(&"A".to_string()) && steps.contains(&"explain".to_string()), "{steps:?}");
+    assert!(paritylab::wasm::memory_bytes() > 1e6);
 }

@@ -2,7 +2,8 @@
 // messages here and gets results back.
 //
 // Protocol: the page sends {id, type, ...}; the worker answers {id, type: 'result', value} or
-// {id, type: 'error', message}. Once at start it posts {type: 'ready', env} or {type: 'fatal', message}.
+// {id, type: 'error', message}, and, for long calls, {id, type: 'progress', value} on the way.
+// Once at start it posts {type: 'ready', env} or {type: 'fatal', message}.
 
 // A tiny module using a SIMD instruction (i8x16.popcnt): validates only where wasm SIMD exists.
 const SIMD_PROBE = new Uint8Array([
@@ -22,12 +23,10 @@ async function start() {
   const build = isolated ? 'mt' : 'st';
   engine = await import(`./pkg-${build}/paritylab.js`);
   await engine.default();
-  let threads = 1;
   if (build === 'mt') {
     const cores = navigator.hardwareConcurrency || 2;
-    threads = Math.min(Math.max(cores, 2), 16);
     // Must come before any other rayon use, or rayon builds a default pool first.
-    await engine.initThreadPool(threads);
+    await engine.initThreadPool(Math.min(Math.max(cores, 2), 16));
   }
   session = new engine.Session();
   const info = engine.build_info();
@@ -38,10 +37,12 @@ async function start() {
     threads: info.threads,
     version: info.version,
     poolThreads: engine.pool_thread_indices().length,
+    memory: engine.memory_bytes(),
   };
 }
 
-function handle(msg) {
+/** Answer one request; `progress` posts progress for this request. */
+function handle(msg, progress) {
   switch (msg.type) {
     case 'load': {
       const value = session.load(new Uint8Array(msg.bytes));
@@ -60,8 +61,16 @@ function handle(msg) {
       return { value: session.input_tokens(msg.path, msg.prompt) };
     case 'tokenize':
       return { value: session.tokenize(msg.text, msg.parseSpecial !== false, msg.addSpecial !== false) };
+    case 'pieces':
+      return { value: session.pieces(new Uint32Array(msg.ids)) };
     case 'decode':
       return { value: session.decode(new Uint32Array(msg.ids)) };
+    case 'compare':
+      return { value: session.compare(msg.a, msg.b, msg.prompt, msg.options || {}, progress) };
+    case 'compared_stage':
+      return { value: session.compared_stage(msg.name, msg.position, msg.isolated === true) };
+    case 'report_markdown':
+      return { value: session.report_markdown(msg.shareUrl || undefined) };
     case 'stages':
       return { value: session.stages() };
     case 'stage': {
@@ -72,16 +81,32 @@ function handle(msg) {
       const bytes = session.dump();
       return { value: bytes.buffer, transfer: [bytes.buffer] };
     }
-    case 'compare':
-      return { value: session.compare(msg.a, msg.b, msg.prompt, msg.options || {}) };
-    case 'report_markdown':
-      return { value: session.report_markdown(msg.shareUrl || undefined) };
-    case 'presets':
-      return { value: engine.presets() };
+    case 'dump_path': {
+      const bytes = session.dump_path(msg.side);
+      return { value: bytes.buffer, transfer: [bytes.buffer] };
+    }
     case 'file_bytes': {
       const bytes = session.file_bytes();
       return { value: bytes.buffer, transfer: [bytes.buffer] };
     }
+    case 'file_sha256':
+      return { value: session.file_sha256() };
+    case 'presets':
+      return { value: engine.presets() };
+    case 'path_fields':
+      return { value: engine.path_fields() };
+    case 'path_spec':
+      return { value: engine.path_spec(msg.text) };
+    case 'synth_spec':
+      return { value: engine.synth_spec(msg.text || '') };
+    case 'default_state':
+      return { value: engine.default_state() };
+    case 'encode_state':
+      return { value: engine.encode_state(msg.state) };
+    case 'decode_state':
+      return { value: engine.decode_state(msg.hash) };
+    case 'memory':
+      return { value: engine.memory_bytes() };
     default:
       throw new Error(`unknown request type ${JSON.stringify(msg.type)}`);
   }
@@ -93,7 +118,8 @@ self.onmessage = async (event) => {
   const msg = event.data;
   try {
     await ready;
-    const { value, transfer } = handle(msg);
+    const progress = (value) => self.postMessage({ id: msg.id, type: 'progress', value });
+    const { value, transfer } = handle(msg, progress);
     self.postMessage({ id: msg.id, type: 'result', value }, transfer || []);
   } catch (err) {
     self.postMessage({ id: msg.id, type: 'error', message: String(err && err.message ? err.message : err) });

@@ -92,6 +92,7 @@ pub fn explain(
     (b, mb): (&PathSpec, &Measured),
     tol: &Tolerances,
     budget: usize,
+    progress: &mut dyn FnMut(super::Progress),
 ) -> Result<Explanation> {
     let differing = a.differences(b);
     let base = agreement(ma, mb, &mb.trace, tol);
@@ -102,8 +103,9 @@ pub fn explain(
     let mut capped = false;
     let mut no_effect = Vec::new();
 
-    let try_set =
+    let mut try_set =
         |set: &[&'static str], runs: &mut usize, works: &mut Vec<Vec<Vec<&'static str>>>| -> Result<Option<Trace>> {
+            progress(super::Progress { step: "explain", done: *runs, total: budget });
             *runs += 1;
             let spec = flipped(a, b, set)?;
             let trace = match forward(model, &spec, prompt, None) {

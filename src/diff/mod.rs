@@ -260,8 +260,19 @@ pub struct Comparison {
     pub a: Measured,
     pub b: Measured,
     pub stages: Vec<StageDiff>,
+    /// B run on A's inputs, and its comparison with A, when isolation was asked for.
+    pub isolated_trace: Option<Trace>,
     pub isolated: Option<Vec<StageDiff>>,
     pub explain: Option<explain::Explanation>,
+}
+
+/// Where a comparison is: `step` ("A", "B", "isolation", "explain") and forward runs done of a
+/// total (for explain, its budget: an upper bound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    pub step: &'static str,
+    pub done: usize,
+    pub total: usize,
 }
 
 /// Run A and B (and their f64 twins), compare them stage by stage, and optionally isolate and
@@ -273,14 +284,29 @@ pub fn compare(
     prompt: impl Into<Prompt>,
     opts: &CompareOptions,
 ) -> Result<Comparison> {
+    compare_with_progress(model, a, b, prompt, opts, &mut |_| {})
+}
+
+/// [`compare`], reporting progress as it goes.
+pub fn compare_with_progress(
+    model: &Model<'_>,
+    a: &PathSpec,
+    b: &PathSpec,
+    prompt: impl Into<Prompt>,
+    opts: &CompareOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Comparison> {
     let prompt = prompt.into();
+    progress(Progress { step: "A", done: 0, total: 2 });
     let ma = Measured::run(model, a, &prompt)?;
+    progress(Progress { step: "B", done: 1, total: 2 });
     let mb = Measured::run(model, b, &prompt)?;
     let tol = &opts.tolerances;
     let stages = compare_traces(&ma.trace, &mb.trace, &|id, p| ma.noise(id, p), &|id, p| mb.noise(id, p), tol);
-    let isolated = match opts.isolation {
-        Isolation::Off => None,
+    let (isolated_trace, isolated) = match opts.isolation {
+        Isolation::Off => (None, None),
         mode => {
+            progress(Progress { step: "isolation", done: 0, total: 1 });
             if ma.trace.tokens != mb.trace.tokens {
                 return Err(Error::input(
                     "isolation needs both paths to run the same tokens, but their BOS handling differs \
@@ -288,13 +314,24 @@ pub fn compare(
                 ));
             }
             let iso = forward(model, b, &prompt, Some(Injection { reference: &ma.trace, mode }))?;
-            Some(compare_traces(&ma.trace, &iso, &|id, p| ma.noise(id, p), &|id, p| mb.noise(id, p), tol))
+            let diffs = compare_traces(&ma.trace, &iso, &|id, p| ma.noise(id, p), &|id, p| mb.noise(id, p), tol);
+            (Some(iso), Some(diffs))
         }
     };
     let explain = if opts.explain {
-        Some(explain::explain(model, &prompt, (a, &ma), (b, &mb), tol, opts.explain_budget)?)
+        Some(explain::explain(model, &prompt, (a, &ma), (b, &mb), tol, opts.explain_budget, progress)?)
     } else {
         None
     };
-    Ok(Comparison { spec_a: a.clone(), spec_b: b.clone(), prompt, a: ma, b: mb, stages, isolated, explain })
+    Ok(Comparison {
+        spec_a: a.clone(),
+        spec_b: b.clone(),
+        prompt,
+        a: ma,
+        b: mb,
+        stages,
+        isolated_trace,
+        isolated,
+        explain,
+    })
 }

@@ -36,6 +36,7 @@ async function workerReport(url) {
       worker.onmessage = ({ data }) => {
         if (data.type === 'ready') return resolve(data.env);
         if (data.type === 'fatal') return reject(new Error(data.message));
+        if (data.type === 'progress') return;
         const p = pending.get(data.id);
         pending.delete(data.id);
         if (data.type === 'result') p.resolve(data.value);

@@ -3,7 +3,7 @@
 
 import { spawn } from 'node:child_process';
 import { before, after } from 'node:test';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -42,7 +42,7 @@ export async function launch() {
   return chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: CHROME_ARGS });
 }
 
-/** Open the page and wait until the engine is up and the default model is shown. */
+/** Open the page and wait until it has started (engine up, default or linked comparison done). */
 export async function openPage(browser, url, { width = 1280, height = 900 } = {}) {
   const page = await browser.newPage({ viewport: { width, height } });
   const problems = [];
@@ -52,14 +52,31 @@ export async function openPage(browser, url, { width = 1280, height = 900 } = {}
   });
   page.problems = problems;
   await page.goto(url);
-  await page.waitForSelector('body[data-engine=ready]', { timeout: 60_000 });
+  await page.waitForSelector('body[data-started=true]', { timeout: 90_000 });
   await waitIdle(page);
   return page;
 }
 
-/** Wait until no model is being loaded. */
+/** Wait until nothing is loading or computing. */
 export async function waitIdle(page) {
-  await page.waitForFunction(() => !document.body.classList.contains('busy') && document.querySelector('#busy').hidden, null, { timeout: 60_000 });
+  await page.waitForFunction(() => !document.body.classList.contains('busy'), null, { timeout: 90_000 });
+}
+
+/** Read a download the page starts with `trigger()`: {name, bytes}. */
+export async function downloaded(page, trigger) {
+  const [download] = await Promise.all([page.waitForEvent('download'), trigger()]);
+  const file = await download.path();
+  return { name: download.suggestedFilename(), bytes: readFileSync(file) };
+}
+
+/** Count canvas pixels that are neither transparent nor white. */
+export async function inkedPixels(page, selector) {
+  return page.$eval(selector, (c) => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i + 3] !== 0 && !(d[i] > 250 && d[i + 1] > 250 && d[i + 2] > 250)) n += 1;
+    return n;
+  });
 }
 
 /** Drop a file on the page the way a user's drag and drop does (a DataTransfer with a File). */
@@ -81,6 +98,20 @@ export async function dropFile(page, name, bytes) {
   await waitIdle(page);
 }
 
+/** Choose a file with the file input and wait for the load (and its comparison). */
+export async function chooseFile(page, file) {
+  await page.setInputFiles('#file-input', file);
+  await waitIdle(page);
+}
+
+/** Set both paths (text form) and press Compare. */
+export async function compareWith(page, a, b) {
+  await page.fill('#path-a', a);
+  await page.fill('#path-b', b);
+  await page.click('#compare-button');
+  await waitIdle(page);
+}
+
 export async function shot(page, name) {
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
 }
@@ -90,10 +121,10 @@ export async function shot(page, name) {
  * 'plain': without) and one browser. Returns an object filled in before the tests run:
  * `{ browser, isolated, plain }`.
  */
-export function useBrowser(kinds = ['isolated']) {
+export function useBrowser(kinds = ['isolated'], { mounts = [] } = {}) {
   const ctx = {};
   before(async () => {
-    const servers = await Promise.all(kinds.map((k) => startServer({ isolated: k === 'isolated' })));
+    const servers = await Promise.all(kinds.map((k) => startServer({ isolated: k === 'isolated', mounts })));
     kinds.forEach((k, i) => {
       ctx[k] = servers[i];
     });

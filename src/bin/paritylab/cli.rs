@@ -121,6 +121,16 @@ enum Command {
         #[arg(long)]
         no_bos: bool,
     },
+    /// Write a synthetic model: `source-issue[,field=value...]` (fields: arch, vocab, hidden, heads,
+    /// kv_heads, head_dim, ffn, layers, rope_base, eps, tied, type, dist, seed) or a JSON spec. The
+    /// same spec gives the same bytes on every machine.
+    Synth {
+        /// The spec, e.g. `source-issue` or `source-issue,arch=llama,type=q8_0,dist=normal:0.02,seed=7`.
+        spec: String,
+        /// Where to write the GGUF.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Measure throughput (used by ./build.sh bench; prints JSON).
     #[command(subcommand)]
     Bench(Bench),
@@ -327,6 +337,14 @@ fn run(args: Args) -> anyhow::Result<()> {
             } else {
                 Err(anyhow::Error::new(Diverged))
             }
+        }
+        Command::Synth { spec, output } => {
+            let spec = paritylab::synth::SynthSpec::parse(&spec)?;
+            let bytes = paritylab::synth::generate(&spec)?;
+            std::fs::write(&output, &bytes).with_context(|| format!("cannot write {}", output.display()))?;
+            println!("{}  {} bytes  {}", paritylab::dump::sha256_hex(&bytes), bytes.len(), output.display());
+            eprintln!("spec {}", spec.to_text());
+            Ok(())
         }
         Command::Tokenize { model, text, json, no_special, no_bos } => {
             let bytes = read_model(&model)?;

@@ -1,0 +1,266 @@
+// The results of a comparison: verdict, explain, the per-position chart, the stages x layers
+// heatmap, the stage inspector and the top-k table. All linked: a position chosen in the chart
+// drives the heatmap, a cell chosen in the heatmap drives the inspector.
+
+import { $, el, replace } from './dom.js';
+import { num } from './format.js';
+import { drawHeatmap, drawLegend, histogramChart, overlayChart, positionChart, ratio } from './charts.js';
+
+const CLASS_RANK = { match: 0, noise: 1, diverged: 2 };
+
+function stageName(layer, stage) {
+  return layer === null || layer === undefined ? stage : `blk.${layer}.${stage}`;
+}
+
+export class Results {
+  /** `fetchStage(name, position, isolated)` returns `{a, b}`; `onView(view)` reports the selection. */
+  constructor(root, { fetchStage, onView, tokenText }) {
+    this.root = root;
+    this.fetchStage = fetchStage;
+    this.onView = onView;
+    this.tokenText = tokenText;
+    this.view = { position: null, stage: null };
+    this.hit = null;
+    const canvas = $('#heatmap', root);
+    canvas.addEventListener('click', (e) => {
+      const rect = canvas.getBoundingClientRect();
+      const cell = this.hit?.(e.clientX - rect.left, e.clientY - rect.top);
+      if (cell) this.select(stageName(cell.layer, cell.stage));
+    });
+    canvas.addEventListener('keydown', (e) => this.keyboard(e));
+    $('#heat-position', root).addEventListener('change', (e) => {
+      const v = e.target.value;
+      this.view.position = v === 'max' ? null : Number(v);
+      this.drawHeat();
+      this.inspect();
+      this.onView(this.view);
+    });
+    $('#heat-mode', root).addEventListener('change', () => {
+      this.drawHeat();
+      this.inspect();
+    });
+    drawLegend($('#heat-legend', root));
+    window.addEventListener('resize', () => this.report && this.drawCharts());
+  }
+
+  get isolated() {
+    return $('#heat-mode', this.root).value === 'isolated' && Boolean(this.report?.isolation);
+  }
+
+  /** Show a report; `view` restores a selection (from a shared link). */
+  show(report, view = {}) {
+    this.report = report;
+    this.root.hidden = false;
+    this.layers = report.model.config.layers;
+    this.view = { position: view.position ?? null, stage: view.stage ?? null };
+    if (!this.view.stage) {
+      this.view.stage = report.first_divergence?.name ?? 'result_output';
+      if (this.view.position === null && report.first_divergence) this.view.position = report.first_divergence.position;
+    }
+    const modeSel = $('#heat-mode', this.root);
+    modeSel.disabled = !report.isolation;
+    if (!report.isolation) modeSel.value = 'propagated';
+    this.renderVerdict();
+    this.renderExplain();
+    this.renderTopK();
+    const posSel = $('#heat-position', this.root);
+    replace(
+      posSel,
+      el('option', { value: 'max' }, 'max over positions'),
+      report.compared_tokens.map((t, i) => el('option', { value: i }, `position ${i} (token ${this.tokenLabel(t)})`)),
+    );
+    posSel.value = this.view.position === null ? 'max' : String(this.view.position);
+    this.drawCharts();
+    this.inspect();
+  }
+
+  tokenLabel(id) {
+    const text = this.tokenText(id);
+    return text ? `${id} ${text}` : String(id);
+  }
+
+  renderVerdict() {
+    const r = this.report;
+    const box = $('#verdict', this.root);
+    box.className = `verdict ${r.verdict}`;
+    box.dataset.verdict = r.verdict;
+    const a = el('code', {}, r.a.text);
+    const b = el('code', {}, r.b.text);
+    if (r.verdict === 'agree') {
+      const worst = r.stages.reduce((m, s) => Math.max(m, s.max_abs), 0);
+      replace(box, el('strong', {}, 'The paths agree within float noise. '), b, ' and ', a,
+        ` differ by at most ${num(worst)} anywhere, within ${r.tolerances.noise_multiple}× their measured noise.`);
+      return;
+    }
+    const d = r.first_divergence;
+    const parts = [
+      el('strong', {}, 'The paths diverge. '),
+      b, ' departs from ', a, ' first at ',
+      el('button', { type: 'button', class: 'link', onclick: () => this.select(d.name, d.position) }, el('code', {}, d.name)),
+      ` (${d.layer === null ? '' : `layer ${d.layer}, `}stage ${d.stage}) at position ${d.position} (token ${this.tokenLabel(r.compared_tokens[d.position])}): max |Δ| ${num(d.max_abs)}, ${num(d.times_threshold)}× the noise threshold.`,
+    ];
+    if (r.explain) parts.push(' ', el('span', { class: 'explain-line' }, `Explained by ${r.explain.summary}.`));
+    replace(box, ...parts);
+  }
+
+  renderExplain() {
+    const e = this.report.explain;
+    const box = $('#explain-panel', this.root);
+    box.hidden = !e;
+    if (!e) return;
+    const field = (spec, f) => spec[f] === undefined ? '' : spec[f];
+    const rows = e.ranges.map((r) =>
+      el('tr', {},
+        el('td', {}, r.positions[0] === r.positions[1] ? `position ${r.positions[0]}` : `positions ${r.positions[0]}-${r.positions[1]}`),
+        el('td', {}, r.flips.map((f) => el('div', {}, el('code', {}, f), `: ${field(this.report.b.spec, f)} → ${field(this.report.a.spec, f)}`))),
+        el('td', { class: 'muted' }, (r.alternatives || []).map((a) => a.join(' + ')).join('; '))));
+    replace(
+      box,
+      el('h3', {}, 'Explain'),
+      el('p', {}, `B is run with A's value of each convention where they differ, alone and in combinations; the smallest sets of flips that bring B to A (every stage within noise) are: `, el('strong', {}, e.summary), '.'),
+      rows.length ? el('table', { class: 'data compact' }, el('thead', {}, el('tr', {}, el('th', {}, 'where'), el('th', {}, 'flip (B → A)'), el('th', {}, 'equally small alternatives'))), el('tbody', {}, rows)) : null,
+      el('p', { class: 'muted small' },
+        `${e.runs} runs (budget ${e.budget}${e.capped ? ', the search was capped' : ''}). Differing conventions: ${e.differing.join(', ') || 'none'}.`,
+        e.no_effect.length ? ` Without effect on this model: ${e.no_effect.join(', ')}.` : '',
+        e.unexplained.length ? ` Unexplained at position ${e.unexplained.join(', ')}.` : ''),
+    );
+  }
+
+  renderTopK() {
+    const r = this.report;
+    const chips = (list, other) =>
+      list.map((c) => el('span', { class: `cand${other.some((o) => o.id === c.id) ? '' : ' only'}`, title: `logit ${c.logit}, p ${c.prob}` },
+        el('span', { class: 'mono' }, this.tokenLabel(c.id)), el('span', { class: 'muted' }, ` ${(c.prob * 100).toFixed(1)}%`)));
+    const rows = r.top_k.map((t, i) =>
+      el('tr', { dataset: { position: i } },
+        el('td', { class: 'num' }, i),
+        el('td', { class: 'mono' }, this.tokenLabel(t.token)),
+        el('td', {}, el('div', { class: 'candidates' }, chips(t.a, t.b))),
+        el('td', {}, el('div', { class: 'candidates' }, chips(t.b, t.a))),
+        el('td', { class: 'num' }, num(r.logits[i]?.kld ?? 0))));
+    replace($('#topk tbody', this.root), rows);
+  }
+
+  drawCharts() {
+    positionChart($('#position-chart', this.root), this.report, {
+      onSelect: (i) => {
+        this.view.position = i;
+        $('#heat-position', this.root).value = String(i);
+        this.drawHeat();
+        this.inspect();
+        this.onView(this.view);
+      },
+    });
+    this.drawHeat();
+  }
+
+  /** The diffs the heatmap and inspector read: propagated, or isolated. */
+  diffs() {
+    return this.isolated ? this.report.isolation.stages : this.report.stages;
+  }
+
+  drawHeat() {
+    const diffs = this.diffs();
+    const cells = new Map();
+    const order = [];
+    for (const d of diffs) {
+      if (this.view.position !== null && d.position !== this.view.position) continue;
+      const key = d.layer === null ? `g|${d.stage}` : `${d.layer}|${d.stage}`;
+      if (!order.some((o) => o.stage === d.stage && o.global === (d.layer === null))) order.push({ stage: d.stage, global: d.layer === null });
+      const v = ratio(d);
+      const old = cells.get(key);
+      const better = !old || CLASS_RANK[d.class] > CLASS_RANK[old.cls] || (d.class === old.cls && (v ?? -99) > (old.v ?? -99));
+      if (better) cells.set(key, { cls: d.class, v, position: d.position });
+    }
+    const rows = [
+      ...order.filter((o) => o.global && o.stage === 'tok_embd'),
+      ...order.filter((o) => !o.global),
+      ...order.filter((o) => o.global && o.stage !== 'tok_embd'),
+    ].map((o) => ({ ...o, label: o.stage }));
+    this.cells = cells;
+    this.rows = rows;
+    const sel = this.selectedId();
+    const canvas = $('#heatmap', this.root);
+    this.hit = drawHeatmap(canvas, { rows, layers: this.layers, cells, selected: sel });
+    canvas.dataset.cells = String(cells.size);
+    canvas.dataset.diverged = String([...cells.values()].filter((c) => c.cls === 'diverged').length);
+  }
+
+  selectedId() {
+    const name = this.view.stage;
+    if (!name) return null;
+    const m = /^blk\.(\d+)\.(.+)$/.exec(name);
+    return m ? { layer: Number(m[1]), stage: m[2] } : { layer: null, stage: name };
+  }
+
+  keyboard(e) {
+    const sel = this.selectedId();
+    if (!sel || !this.rows?.length) return;
+    let r = this.rows.findIndex((row) => row.stage === sel.stage && row.global === (sel.layer === null));
+    let l = sel.layer ?? 0;
+    if (e.key === 'ArrowDown') r = Math.min(this.rows.length - 1, r + 1);
+    else if (e.key === 'ArrowUp') r = Math.max(0, r - 1);
+    else if (e.key === 'ArrowRight') l = Math.min(this.layers - 1, l + 1);
+    else if (e.key === 'ArrowLeft') l = Math.max(0, l - 1);
+    else if (e.key !== 'Enter') return;
+    e.preventDefault();
+    const row = this.rows[r];
+    this.select(stageName(row.global ? null : l, row.stage));
+  }
+
+  /** Select a stage (and optionally a position) for the inspector. */
+  select(name, position) {
+    this.view.stage = name;
+    if (position !== undefined) {
+      this.view.position = position;
+      $('#heat-position', this.root).value = String(position);
+    }
+    this.drawHeat();
+    this.inspect();
+    this.onView(this.view);
+  }
+
+  /** Fill the stage inspector for the selected stage at the selected (or worst) position. */
+  async inspect() {
+    const name = this.view.stage;
+    const diffs = this.diffs().filter((d) => d.name === name);
+    if (!diffs.length) return;
+    const d = this.view.position !== null
+      ? diffs.find((x) => x.position === this.view.position) ?? diffs[0]
+      : diffs.reduce((w, x) => (CLASS_RANK[x.class] > CLASS_RANK[w.class] || (x.class === w.class && x.max_abs > w.max_abs) ? x : w));
+    const token = this.tokenLabel(this.report.compared_tokens[d.position]);
+    $('#inspect-title', this.root).textContent = `${name} · position ${d.position} (token ${token})${this.isolated ? ' · isolated' : ''}`;
+    const metrics = [
+      ['class', d.class],
+      ['max |B − A|', `${num(d.max_abs)} at index ${d.argmax ?? '—'}`],
+      ['noise threshold', `${num(d.threshold)} = ${this.report.tolerances.noise_multiple} × max(${num(d.noise_a)}, ${num(d.noise_b)}) + floor`],
+      ['noise A / B', `${num(d.noise_a)} / ${num(d.noise_b)} (each path vs its f64 twin)`],
+      ['mean |B − A|', num(d.mean_abs)],
+      ['RMSE', num(d.rmse)],
+      ['relative L2', typeof d.rel_l2 === 'number' ? num(d.rel_l2) : d.rel_l2],
+      ['cosine', num(d.cosine)],
+      ['NMSE', typeof d.nmse === 'number' ? num(d.nmse) : d.nmse],
+      ['max |A|', num(d.max_ref)],
+      ['allclose', `${d.allclose} (${d.out_of_tolerance} of ${d.n} outside${d.first_out_of_tolerance !== null ? `, first at ${d.first_out_of_tolerance}` : ''})`],
+      ['NaN / Inf (A, B)', `${d.nan_a}/${d.inf_a}, ${d.nan_b}/${d.inf_b}`],
+    ];
+    if (d.note) metrics.push(['note', d.note]);
+    replace($('#inspect-metrics tbody', this.root), metrics.map(([k, v]) => el('tr', {}, el('th', { scope: 'row' }, k), el('td', {}, String(v)))));
+    let values;
+    try {
+      values = await this.fetchStage(name, d.position, this.isolated);
+    } catch (err) {
+      replace($('#inspect-worst tbody', this.root), el('tr', {}, el('td', { colspan: 4 }, err.message)));
+      return;
+    }
+    const { a, b } = values;
+    const order = Array.from(a, (_, i) => i)
+      .filter((i) => Number.isFinite(a[i]) && Number.isFinite(b[i]))
+      .sort((i, j) => Math.abs(b[j] - a[j]) - Math.abs(b[i] - a[i]))
+      .slice(0, 10);
+    replace($('#inspect-worst tbody', this.root), order.map((i) =>
+      el('tr', {}, el('td', { class: 'num' }, i), el('td', { class: 'num' }, num(a[i])), el('td', { class: 'num' }, num(b[i])), el('td', { class: 'num' }, num(b[i] - a[i])))));
+    overlayChart($('#overlay-chart', this.root), a, b);
+    histogramChart($('#diff-histogram', this.root), a, b);
+  }
+}
