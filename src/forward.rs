@@ -4,7 +4,8 @@
 //! ```text
 //! token -> tok_embd -> per layer: attn_norm -> q k v (+bias) -> q_normed k_normed (qwen3)
 //!   -> q_rope k_rope -> KV cache -> kq (scaled scores) -> kq_softmax -> kqv -> attn_out
-//!   -> ffn_inp (residual) -> ffn_norm -> ffn_gate ffn_up -> ffn_act (silu(gate) * up) -> ffn_out
+//!   -> ffn_inp (residual) -> ffn_norm -> ffn_gate ffn_up -> ffn_silu -> ffn_act (silu(gate) * up)
+//!   -> ffn_out
 //!   -> l_out (residual) ; then result_norm -> result_output (logits)
 //! ```
 //!
@@ -359,7 +360,9 @@ fn run<F: Float>(model: &Model<'_>, path: &PathSpec, tokens: &[u32], inject: Opt
             matvec(&mut up, &layer.w_up, &fx, proj, acc, &mut dense)?;
             rec.stage(id(Stage::FfnGate), pos, &mut gate)?;
             rec.stage(id(Stage::FfnUp), pos, &mut up)?;
-            let mut act: Vec<F> = gate.iter().zip(&up).map(|(&g, &u)| silu(g) * u).collect();
+            let mut act: Vec<F> = gate.iter().map(|&g| silu(g)).collect();
+            rec.stage(id(Stage::FfnSilu), pos, &mut act)?;
+            act.iter_mut().zip(&up).for_each(|(a, &u)| *a = *a * u);
             rec.stage(id(Stage::FfnAct), pos, &mut act)?;
             let mut ffn_out = zeros(c.hidden);
             matvec(&mut ffn_out, &layer.w_down, &act, proj, acc, &mut dense)?;

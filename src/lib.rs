@@ -22,6 +22,7 @@ pub mod float;
 pub mod forward;
 pub mod ggml;
 pub mod gguf;
+pub mod import;
 pub mod inspect;
 pub mod json;
 pub mod logits;

@@ -60,6 +60,8 @@ stages! {
     FfnGate = "ffn_gate",
     /// Up projection `[ffn]`.
     FfnUp = "ffn_up",
+    /// `silu(gate)` `[ffn]`.
+    FfnSilu = "ffn_silu",
     /// `silu(gate) * up` `[ffn]`.
     FfnAct = "ffn_act",
     /// Down projection `[hidden]`.
@@ -181,6 +183,9 @@ pub struct Trace {
     order: Vec<StageId>,
     /// Per stage, per position.
     data: HashMap<StageId, Vec<Values>>,
+    /// The elements that are known, where not all are (an imported dump that printed only some,
+    /// or lacks some positions: an empty list).
+    known: HashMap<(StageId, usize), Vec<usize>>,
 }
 
 impl Trace {
@@ -204,6 +209,22 @@ impl Trace {
         } else if let Some(v) = slot.get_mut(pos) {
             *v = values;
         }
+    }
+
+    /// Record values of which only the elements at `known` (ascending) are real.
+    pub fn record_partial(&mut self, id: StageId, pos: usize, values: Values, known: Vec<usize>) {
+        self.record(id, pos, values);
+        self.known.insert((id, pos), known);
+    }
+
+    /// The known elements of stage `id` at `pos`, when not all are (`None`: all).
+    pub fn known(&self, id: StageId, pos: usize) -> Option<&[usize]> {
+        self.known.get(&(id, pos)).map(Vec::as_slice)
+    }
+
+    /// Whether every value of every stage is known.
+    pub fn is_complete(&self) -> bool {
+        self.known.is_empty()
     }
 
     /// Stages in execution order.

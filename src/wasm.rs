@@ -6,6 +6,9 @@ use crate::diff::{self, CompareOptions, Report, Tolerances};
 use crate::dump::{self, DumpInfo};
 use crate::forward::{forward, Isolation, Prompt};
 use crate::gguf::Gguf;
+use crate::import::mapfile::MapFile;
+use crate::import::naming::Naming;
+use crate::import::{self as dump_import, Container, DumpFile, ImportOptions, ModelShape, RawDump};
 use crate::logits::RunSummary;
 use crate::model::Model;
 use crate::path::{Bos, PathSpec, PRESETS};
@@ -51,6 +54,32 @@ pub struct Session {
     comparison: Option<diff::Comparison>,
     sha256: Option<String>,
     file_name: Option<String>,
+    /// Dumps dropped next to the model, by name (they outlive a model change).
+    dumps: Vec<(String, RawDump)>,
+}
+
+/// How the page reads a dump (every field optional).
+#[derive(serde::Deserialize, Default, Clone)]
+#[serde(default, deny_unknown_fields)]
+struct DumpRequest {
+    /// Which dump of a multi-dump file (`f32.`).
+    prefix: Option<String>,
+    /// A mapping file's text.
+    map: Option<String>,
+    naming: Option<String>,
+    qk_row_order: Option<String>,
+}
+
+/// A dropped dump before it is lined up with a model.
+#[derive(serde::Serialize)]
+struct DumpPreview<'a> {
+    name: &'a str,
+    container: Container,
+    naming: Option<Naming>,
+    prefixes: Vec<String>,
+    tensors: usize,
+    token_ids: Option<&'a String>,
+    producer: Option<&'a String>,
 }
 
 /// The options of `Session.compare`, as a JS object (every field optional).
@@ -64,6 +93,19 @@ struct CompareRequest {
     atol: Option<f64>,
     rtol: Option<f64>,
     top_k: Option<usize>,
+    /// How to read the dumps among the sides.
+    dump: Option<DumpRequest>,
+}
+
+/// Options as a JS object (`undefined`/`null`: the defaults), through serde_json so that unknown
+/// (misspelt) options are refused, not ignored.
+fn options_from_js<T: serde::de::DeserializeOwned + Default>(options: JsValue, what: &str) -> Result<T, JsError> {
+    if options.is_undefined() || options.is_null() {
+        return Ok(T::default());
+    }
+    let value: serde_json::Value =
+        serde_wasm_bindgen::from_value(options).map_err(|e| JsError::new(&format!("{what}: {e}")))?;
+    serde_json::from_value(value).map_err(|e| JsError::new(&format!("{what}: {e}")))
 }
 
 fn js_error(e: impl std::fmt::Display) -> JsError {
@@ -80,7 +122,15 @@ fn to_js<T: serde::Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
 impl Session {
     #[wasm_bindgen(constructor)]
     pub fn new() -> Session {
-        Session { loaded: None, last: None, report: None, comparison: None, sha256: None, file_name: None }
+        Session {
+            loaded: None,
+            last: None,
+            report: None,
+            comparison: None,
+            sha256: None,
+            file_name: None,
+            dumps: Vec::new(),
+        }
     }
 
     /// Parse a GGUF file and keep it. Returns the same description as `paritylab inspect --json`.
@@ -247,15 +297,8 @@ impl Session {
         progress: Option<js_sys::Function>,
     ) -> Result<JsValue, JsError> {
         let prompt = prompt_from_js(prompt)?;
-        let req: CompareRequest = if options.is_undefined() || options.is_null() {
-            CompareRequest::default()
-        } else {
-            // Through serde_json so that unknown (misspelt) options are refused, not ignored.
-            let value: serde_json::Value =
-                serde_wasm_bindgen::from_value(options).map_err(|e| JsError::new(&format!("compare options: {e}")))?;
-            serde_json::from_value(value).map_err(|e| JsError::new(&format!("compare options: {e}")))?
-        };
-        let (spec_a, spec_b) = (PathSpec::parse(a).map_err(js_error)?, PathSpec::parse(b).map_err(js_error)?);
+        let req: CompareRequest = options_from_js(options, "compare options")?;
+        let (ra, rb) = (diff::SideRequest::parse(a).map_err(js_error)?, diff::SideRequest::parse(b).map_err(js_error)?);
         let defaults = CompareOptions::default();
         let opts = CompareOptions {
             tolerances: Tolerances {
@@ -276,7 +319,33 @@ impl Session {
                 let _ = f.call1(&JsValue::NULL, &v);
             }
         };
-        let comparison = diff::compare_with_progress(model, &spec_a, &spec_b, prompt, &opts, &mut report_progress)
+        let dump_req = req.dump.clone().unwrap_or_default();
+        let map = dump_req
+            .map
+            .as_deref()
+            .filter(|m| !m.trim().is_empty())
+            .map(MapFile::parse)
+            .transpose()
+            .map_err(js_error)?;
+        let shape = ModelShape::of(model);
+        let dumps = &self.dumps;
+        let mut import = |name: &str, tokens: Option<Vec<u32>>| {
+            let (name, prefix) = dump_import::split_prefix(name);
+            let (_, raw) = dumps.iter().find(|(n, _)| n == name).ok_or_else(|| {
+                Error::input(format!("no dump named {name:?} has been added (drop the file next to the model)"))
+            })?;
+            let opts = ImportOptions {
+                naming: dump_req.naming.as_deref().and_then(Naming::from_name),
+                prefix: prefix.map(str::to_string).or_else(|| dump_req.prefix.clone().filter(|p| !p.is_empty())),
+                map: map.clone(),
+                tokens,
+                hf_rows: dump_req.qk_row_order.as_deref().map(|o| o == "hf"),
+            };
+            dump_import::import(name, raw, Some(&shape), Some(&sha), &opts)
+        };
+        let (side_a, side_b, prompt) =
+            diff::resolve_sides(model, ra, rb, Some(prompt), &mut import).map_err(js_error)?;
+        let comparison = diff::compare_sides(Some(model), &side_a, &side_b, &prompt, &opts, &mut report_progress)
             .map_err(js_error)?;
         let report = Report::new(model, self.file_name.clone(), sha, &comparison, &opts);
         let out = to_js(&report)?;
@@ -312,12 +381,60 @@ impl Session {
         let sha = self.sha256()?;
         let arch = self.model()?.config.arch.name();
         let c = self.comparison.as_ref().ok_or_else(|| JsError::new("nothing has been compared yet"))?;
-        let (spec, trace) = match side {
-            "a" => (&c.spec_a, &c.a.trace),
-            "b" => (&c.spec_b, &c.b.trace),
+        let (side, trace) = match side {
+            "a" => (&c.side_a, &c.a.trace),
+            "b" => (&c.side_b, &c.b.trace),
             _ => return Err(JsError::new("side must be \"a\" or \"b\"")),
         };
+        let spec =
+            side.spec().ok_or_else(|| JsError::new("that side is an imported dump: you have its file already"))?;
         dump::write(trace, &DumpInfo { path: spec, model_sha256: &sha, architecture: arch }).map_err(js_error)
+    }
+
+    /// Keep a dump dropped next to the model under `name` (replacing one of that name): one file
+    /// (safetensors, .npy, .npz, a llama.cpp eval-callback log) or several .npy files (and a
+    /// metadata.json). `files`: an array of `{name, bytes: Uint8Array}`. Returns a preview:
+    /// `{name, container, naming, prefixes, tensors, token_ids, producer}`.
+    pub fn add_dump(&mut self, name: &str, files: js_sys::Array) -> Result<JsValue, JsError> {
+        let mut owned: Vec<(String, Vec<u8>)> = Vec::new();
+        for f in files.iter() {
+            let get = |k: &str| js_sys::Reflect::get(&f, &JsValue::from_str(k)).ok();
+            let file_name = get("name").and_then(|v| v.as_string()).unwrap_or_else(|| name.to_string());
+            let bytes = get("bytes")
+                .and_then(|v| v.dyn_into::<js_sys::Uint8Array>().ok())
+                .ok_or_else(|| JsError::new("add_dump: each file is {name, bytes: Uint8Array}"))?;
+            owned.push((file_name, bytes.to_vec()));
+        }
+        let refs: Vec<DumpFile<'_>> = owned.iter().map(|(n, b)| DumpFile { name: n, bytes: b }).collect();
+        let raw = dump_import::read(&refs).map_err(js_error)?;
+        self.dumps.retain(|(n, _)| n != name);
+        self.dumps.push((name.to_string(), raw));
+        self.dump_preview(name)
+    }
+
+    /// The preview of a kept dump (see `add_dump`).
+    pub fn dump_preview(&self, name: &str) -> Result<JsValue, JsError> {
+        let (n, raw) = self
+            .dumps
+            .iter()
+            .find(|(n, _)| n == name)
+            .ok_or_else(|| JsError::new(&format!("no dump named {name:?}")))?;
+        let names = raw.tensors.iter().map(|t| t.name.as_str());
+        let naming = dump_import::naming::detect(names, raw.metadata.get("format").map(String::as_str));
+        to_js(&DumpPreview {
+            name: n,
+            container: raw.container,
+            naming,
+            prefixes: if naming == Some(Naming::Hf) { dump_import::prefixes(&raw.tensors) } else { Vec::new() },
+            tensors: raw.tensors.len(),
+            token_ids: raw.metadata.get("token_ids"),
+            producer: raw.metadata.get("producer"),
+        })
+    }
+
+    /// Forget a kept dump.
+    pub fn remove_dump(&mut self, name: &str) {
+        self.dumps.retain(|(n, _)| n != name);
     }
 
     /// The last comparison as Markdown for a GitHub issue (with `share_url` when given).

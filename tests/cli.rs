@@ -236,3 +236,67 @@ fn tokenize_and_prompts() {
     assert!(stderr.contains("no vocabulary"), "{stderr}");
     std::fs::remove_dir_all(&synth_dir).unwrap();
 }
+
+#[test]
+fn compare_against_dumps_and_compare_dumps() {
+    let r = common::reference_dir();
+    let gguf = r.join("gguf/llama_small.f32.gguf");
+    let refs = r.join("refs/llama_small/five.safetensors");
+    let (g, f) = (gguf.to_str().unwrap(), refs.to_str().unwrap());
+    let dir = std::env::temp_dir().join(format!("paritylab-cli-dumps-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("r.json");
+
+    // HF's own f32 run of the same model, as path B, with its tokens from the file.
+    let b = format!("dump:{f}");
+    let (code, out, err) =
+        paritylab(&["compare", g, "--a", "hf", "--b", &b, "--prefix", "f32.", "--json", json.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("the paths agree")
+            && out.contains("### Dump B")
+            && out.contains("not in the dump: `blk.0.kq`, `blk.1.kq`"),
+        "{out}"
+    );
+    assert!(err.contains("hf names, prefix \"f32.\""), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["b"]["kind"], "dump");
+    assert_eq!(report["a"]["kind"], "path");
+    assert_eq!(report["tokens"], serde_json::json!([1, 2, 3, 4, 5]));
+
+    // Without a prefix the file's dumps are listed; a dump with the wrong tokens is refused.
+    let (code, _, err) = paritylab(&["compare", g, "--b", &b]);
+    assert_eq!(code, 2);
+    assert!(err.contains("several dumps") && err.contains("--prefix"), "{err}");
+    let (code, _, err) = paritylab(&["compare", g, "--b", &b, "--prefix", "f32.", "--tokens", "1,2,3"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("ran tokens [1, 2, 3, 4, 5]"), "{err}");
+    // Isolation needs two paths.
+    let (code, _, err) = paritylab(&["compare", g, "--b", &b, "--prefix", "f32.", "--isolate", "stage"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("two built-in paths"), "{err}");
+    // A path that differs from the dump diverges (exit 1).
+    let (code, out, _) = paritylab(&["compare", g, "--a", "hf,rope_pairing=split_half", "--b", &b, "--prefix", "f32."]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("first at `blk.0.q_rope`"), "{out}");
+
+    // Two dumps without a model: HF's f64 and f32 runs agree within the assumed noise...
+    let (code, out, err) = paritylab(&["compare-dumps", f, f, "--prefix-a", "f64.", "--prefix-b", "f32."]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("model | none"), "{out}");
+    // ...but not when the assumed noise is far below f32 rounding.
+    let (code, _, _) =
+        paritylab(&["compare-dumps", f, f, "--prefix-a", "f64.", "--prefix-b", "f32.", "--dump-noise", "1e-12"]);
+    assert_eq!(code, 1);
+    // A llama.cpp log against HF's run of the same model and tokens does not share tokens.
+    let log =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/llamacpp/llama_small.eval-callback.txt");
+    let (code, _, err) = paritylab(&["compare-dumps", log.to_str().unwrap(), f, "--prefix-b", "f32.", "--model", g]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("share no final tokens"), "{err}");
+    // A file that is not a dump.
+    let (code, _, err) = paritylab(&["compare", g, "--b", &format!("dump:{g}")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a dump paritylab reads"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -28,7 +28,7 @@ fn a_dump_holds_every_stage_with_its_metadata() {
                 "kq" | "kq_softmax" => vec![4, 3, 3],
                 "q" | "q_normed" | "q_rope" | "kqv" => vec![3, 64],
                 "k" | "v" | "k_normed" | "k_rope" => vec![3, 32],
-                "ffn_gate" | "ffn_up" | "ffn_act" => vec![3, 128],
+                "ffn_gate" | "ffn_up" | "ffn_silu" | "ffn_act" => vec![3, 128],
                 "result_output" => vec![3, 128],
                 _ => vec![3, 64],
             };

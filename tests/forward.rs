@@ -38,6 +38,7 @@ fn the_ordered_stage_list_is_pinned() {
             "ffn_norm",
             "ffn_gate",
             "ffn_up",
+            "ffn_silu",
             "ffn_act",
             "ffn_out",
             "l_out",

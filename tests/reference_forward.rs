@@ -34,6 +34,7 @@ fn reference_name(id: StageId, llama: bool) -> Option<String> {
         Stage::FfnNorm => layer("post_attention_layernorm"),
         Stage::FfnGate => layer("mlp.gate_proj"),
         Stage::FfnUp => layer("mlp.up_proj"),
+        Stage::FfnSilu => layer("mlp.act_gate"),
         Stage::FfnAct => layer("mlp.act_mul_up"),
         Stage::FfnOut => layer("mlp.down_proj"),
         Stage::LOut => layer("output"),

@@ -7,6 +7,8 @@ use serde::Serialize;
 /// One position's logits compared (A is the reference).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LogitMetrics {
+    /// The compared position.
+    pub position: usize,
     /// KL(p_A || p_B) in nats (NaN when either side has a NaN logit).
     #[serde(serialize_with = "crate::json::float")]
     pub kld: f64,
@@ -75,6 +77,7 @@ pub fn compare(a: &[f32], b: &[f32]) -> LogitMetrics {
     };
     let (top_a, top_b) = (top(a, 1)[0], top(b, 1)[0]);
     LogitMetrics {
+        position: 0,
         kld,
         top1_a: top_a as u32,
         top1_b: top_b as u32,
@@ -156,6 +159,7 @@ mod tests {
         assert_eq!(percentile(&v, 0.9), 9.0);
         assert!((percentile(&v, 0.99) - 9.9).abs() < 1e-12);
         let m = |k: f64| LogitMetrics {
+            position: 0,
             kld: k,
             top1_a: 0,
             top1_b: 0,

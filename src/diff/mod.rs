@@ -14,6 +14,12 @@
 //!
 //! `floor = floor_rel * max |A|` (1e-12 by default) absorbs f64 rounding, so paths computed in f64
 //! (whose twin is themselves, noise 0) are still compared sensibly.
+//!
+//! # Dumps
+//! A side may be an imported dump ([`Side::Dump`]), which cannot be rerun. Its noise is assumed:
+//! the larger of `dump_noise_rel` (1e-6) of the stage's largest |value| and the measured f32 noise
+//! of the built-in path it is compared with (none when the dump was computed in f64), plus its
+//! storage and print rounding.
 
 pub mod explain;
 pub mod logits;
@@ -21,12 +27,15 @@ pub mod metrics;
 pub mod report;
 
 use crate::forward::{forward, Injection, Isolation, Prompt};
+use crate::import::ImportedDump;
 use crate::model::Model;
 use crate::path::{PathSpec, Precision};
 use crate::trace::{Stage, StageId, Trace, Values};
 use crate::{Error, Result};
 use metrics::{AllClose, Metrics};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 pub use report::Report;
 
@@ -40,11 +49,19 @@ pub struct Tolerances {
     /// Optional user tolerances: a stage within `allclose(atol, rtol)` is not diverged.
     pub atol: Option<f64>,
     pub rtol: Option<f64>,
+    /// The float noise a dump (which cannot be rerun) is assumed to carry at least, relative to
+    /// the stage's largest |value| at that position.
+    #[serde(default = "default_dump_noise_rel")]
+    pub dump_noise_rel: f64,
+}
+
+fn default_dump_noise_rel() -> f64 {
+    1e-6
 }
 
 impl Default for Tolerances {
     fn default() -> Self {
-        Tolerances { noise_multiple: 3.0, floor_rel: 1e-12, atol: None, rtol: None }
+        Tolerances { noise_multiple: 3.0, floor_rel: 1e-12, atol: None, rtol: None, dump_noise_rel: 1e-6 }
     }
 }
 
@@ -94,9 +111,13 @@ pub struct StageDiff {
     pub noise_b: f64,
     /// The difference allowed as noise.
     pub threshold: f64,
-    /// Why the stage could not be compared element-wise, when it could not.
+    /// Why the stage could not be compared element-wise, when it could not, or what was compared
+    /// when only part of it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Values in the stage at this position, when only some (`metrics.n`) were compared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub of: Option<usize>,
 }
 
 impl StageDiff {
@@ -155,10 +176,13 @@ pub fn classify(m: &Metrics, noise_a: f64, noise_b: f64, tol: &Tolerances) -> (C
     (class, threshold)
 }
 
-/// The traces of one path: as computed, and its f64 twin (for the noise floor).
+/// The traces of one side: as computed, and its f64 twin (for the noise floor); a dump, which
+/// cannot be rerun, carries its assumed noise instead.
 pub struct Measured {
     pub trace: Trace,
     pub twin: Option<Trace>,
+    /// Assumed noise per stage and position (dumps).
+    pub assumed: Option<HashMap<(StageId, usize), f64>>,
 }
 
 impl Measured {
@@ -171,19 +195,98 @@ impl Measured {
             let twin_spec = PathSpec { precision: Precision::F64, accumulate: Precision::F64, ..path.clone() };
             Some(forward(model, &twin_spec, prompt, None)?)
         };
-        Ok(Measured { trace, twin })
+        Ok(Measured { trace, twin, assumed: None })
+    }
+
+    /// A dump, with the noise it is assumed to carry: its rounding allowance plus, unless it was
+    /// computed in f64, float noise: the larger of `dump_noise_rel` of the stage's scale and the
+    /// measured f32 noise of a built-in path at the same stage and token (`float_noise`), since
+    /// an engine we cannot rerun may round more than ours (HF transformers' own f32 runs sit up
+    /// to 1.4e-6 of the scale from f64 on the reference models).
+    fn dump(dump: &ImportedDump, float_noise: Option<&Measured>, tol: &Tolerances) -> Measured {
+        let trace = dump.trace.clone();
+        let al = float_noise.map(|m| Alignment::of(&trace, &m.trace));
+        let mut assumed = HashMap::new();
+        for &id in trace.ids() {
+            for pos in 0..trace.positions() {
+                let Some(v) = trace.get(id, pos) else { continue };
+                let float = if dump.info.computed_f64 {
+                    0.0
+                } else {
+                    let known = trace.known(id, pos);
+                    let scale = (0..v.len())
+                        .filter(|i| known.is_none_or(|k| k.binary_search(i).is_ok()))
+                        .filter_map(|i| v.get(i))
+                        .filter(|x| x.is_finite())
+                        .fold(0.0, |m: f64, x| m.max(x.abs()));
+                    let measured = match (float_noise, al) {
+                        (Some(m), Some(al)) => match pos.checked_sub(al.offset_a).filter(|&p| p < al.len) {
+                            Some(p) => m.noise(id, p + al.offset_b),
+                            None => 0.0,
+                        },
+                        _ => 0.0,
+                    };
+                    measured.max(tol.dump_noise_rel * scale)
+                };
+                assumed.insert((id, pos), dump.allowance(id, pos) + float);
+            }
+        }
+        Measured { trace, twin: None, assumed: Some(assumed) }
     }
 
     fn noise(&self, id: StageId, pos: usize) -> f64 {
-        match &self.twin {
-            Some(t) => noise(self.trace.get(id, pos), t.get(id, pos)),
-            None => 0.0,
+        match (&self.twin, &self.assumed) {
+            (Some(t), _) => noise(self.trace.get(id, pos), t.get(id, pos)),
+            (None, Some(a)) => a.get(&(id, pos)).copied().unwrap_or(0.0),
+            (None, None) => 0.0,
         }
     }
 }
 
+/// One side of a comparison: a built-in path, or an imported dump.
+#[derive(Debug, Clone)]
+pub enum Side {
+    Path(PathSpec),
+    Dump(Arc<ImportedDump>),
+}
+
+impl Side {
+    pub fn spec(&self) -> Option<&PathSpec> {
+        match self {
+            Side::Path(p) => Some(p),
+            Side::Dump(_) => None,
+        }
+    }
+
+    pub fn dump(&self) -> Option<&ImportedDump> {
+        match self {
+            Side::Path(_) => None,
+            Side::Dump(d) => Some(d),
+        }
+    }
+
+    /// The path's text form, or `dump:<file>`.
+    pub fn text(&self) -> String {
+        match self {
+            Side::Path(p) => p.to_text(),
+            Side::Dump(d) => format!("dump:{}", d.info.label),
+        }
+    }
+}
+
+/// The elements both sides know (`None`: all of them).
+fn known_elements(a: Option<&[usize]>, b: Option<&[usize]>) -> Option<Vec<usize>> {
+    match (a, b) {
+        (None, None) => None,
+        (Some(k), None) | (None, Some(k)) => Some(k.to_vec()),
+        (Some(x), Some(y)) => Some(x.iter().copied().filter(|i| y.binary_search(i).is_ok()).collect()),
+    }
+}
+
 /// Compare every stage both traces recorded, position by position (aligned), in execution order.
-/// `noise_a` / `noise_b` give each path's noise at (stage, position in its own trace).
+/// `noise_a` / `noise_b` give each path's noise at (stage, position in its own trace). Where a
+/// trace knows only some elements (an imported partial dump), those are compared; a stage with no
+/// known element at a position is skipped there.
 pub fn compare_traces(
     a: &Trace,
     b: &Trace,
@@ -198,13 +301,33 @@ pub fn compare_traces(
         for &id in a.ids() {
             let (Some(va), Some(vb)) = (a.get(id, pa), b.get(id, pb)) else { continue };
             let (na, nb) = (noise_a(id, pa), noise_b(id, pb));
-            let (xa, xb) = (va.to_f64(), vb.to_f64());
-            let metrics = metrics::compare(&xa, &xb, tol.allclose());
+            let (mut xa, mut xb) = (va.to_f64(), vb.to_f64());
+            let full = xa.len();
+            let selected = known_elements(a.known(id, pa), b.known(id, pb));
+            if let Some(sel) = &selected {
+                if sel.is_empty() {
+                    continue;
+                }
+                if xa.len() == xb.len() && sel.iter().all(|&i| i < xa.len()) {
+                    xa = sel.iter().map(|&i| xa[i]).collect();
+                    xb = sel.iter().map(|&i| xb[i]).collect();
+                }
+            }
+            let mut metrics = metrics::compare(&xa, &xb, tol.allclose());
+            if let Some(sel) = &selected {
+                let orig = |i: Option<usize>| i.and_then(|i| sel.get(i).copied());
+                metrics.argmax = orig(metrics.argmax);
+                metrics.first_out_of_tolerance = orig(metrics.first_out_of_tolerance);
+            }
             let (mut class, threshold) = classify(&metrics, na, nb, tol);
-            let note = (xa.len() != xb.len()).then(|| {
+            let note = if va.len() != vb.len() {
                 class = Class::Diverged;
-                format!("shapes differ: A has {} values, B {}", xa.len(), xb.len())
-            });
+                Some(format!("shapes differ: A has {} values, B {}", va.len(), vb.len()))
+            } else {
+                selected
+                    .as_ref()
+                    .map(|sel| format!("{} of {full} values known to both sides: compared those", sel.len()))
+            };
             out.push(StageDiff {
                 position: p,
                 layer: id.layer,
@@ -216,6 +339,7 @@ pub fn compare_traces(
                 noise_b: nb,
                 threshold,
                 note,
+                of: selected.map(|_| full),
             });
         }
     }
@@ -252,10 +376,68 @@ impl Default for CompareOptions {
     }
 }
 
+/// A side as asked for: a built-in path, or a dump by name (loaded by the caller).
+#[derive(Debug, Clone)]
+pub enum SideRequest {
+    Path(PathSpec),
+    Dump(String),
+}
+
+impl SideRequest {
+    /// `dump:NAME` names a dump; anything else is a path's text form.
+    pub fn parse(text: &str) -> Result<SideRequest> {
+        match text.strip_prefix("dump:") {
+            Some(name) if !name.is_empty() => Ok(SideRequest::Dump(name.to_string())),
+            Some(_) => Err(Error::input("dump: needs a file name, e.g. dump:their.safetensors")),
+            None => PathSpec::parse(text).map(SideRequest::Path),
+        }
+    }
+}
+
+/// Loads a dump by name, given the tokens it is taken to have run.
+pub type ImportFn<'a> = dyn FnMut(&str, Option<Vec<u32>>) -> Result<ImportedDump> + 'a;
+
+/// Resolve both sides and the prompt the paths run. A dump brings its own tokens; a dump without
+/// them is taken to have run the tokens a built-in side runs on the prompt given. `import` loads a
+/// dump by name, given those tokens.
+pub fn resolve_sides(
+    model: &Model<'_>,
+    a: SideRequest,
+    b: SideRequest,
+    given: Option<Prompt>,
+    import: &mut ImportFn<'_>,
+) -> Result<(Side, Side, Prompt)> {
+    let path_spec = [&a, &b].into_iter().find_map(|r| match r {
+        SideRequest::Path(p) => Some(p.clone()),
+        SideRequest::Dump(_) => None,
+    });
+    let path_tokens = match (&given, &path_spec) {
+        (Some(p), Some(spec)) => Some(crate::forward::input_tokens(model, spec, p)?),
+        (Some(Prompt::Ids(ids)), None) => Some(ids.clone()),
+        (Some(Prompt::Text(_)), None) => {
+            return Err(Error::input("two dumps cannot be given a text prompt: give the token ids they ran"))
+        }
+        (None, _) => None,
+    };
+    let mut side = |r: SideRequest| -> Result<Side> {
+        match r {
+            SideRequest::Path(p) => Ok(Side::Path(p)),
+            SideRequest::Dump(name) => Ok(Side::Dump(Arc::new(import(&name, path_tokens.clone())?))),
+        }
+    };
+    let (sa, sb) = (side(a)?, side(b)?);
+    let prompt = match (given, sa.dump().or(sb.dump())) {
+        (Some(p), _) => p,
+        (None, Some(d)) => Prompt::Ids(d.info.tokens.clone()),
+        (None, None) => return Err(Error::input("give the tokens or a prompt to run")),
+    };
+    Ok((sa, sb, prompt))
+}
+
 /// Everything measured for a comparison (the report is built from it).
 pub struct Comparison {
-    pub spec_a: PathSpec,
-    pub spec_b: PathSpec,
+    pub side_a: Side,
+    pub side_b: Side,
     pub prompt: Prompt,
     pub a: Measured,
     pub b: Measured,
@@ -296,16 +478,71 @@ pub fn compare_with_progress(
     opts: &CompareOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Comparison> {
-    let prompt = prompt.into();
-    progress(Progress { step: "A", done: 0, total: 2 });
-    let ma = Measured::run(model, a, &prompt)?;
-    progress(Progress { step: "B", done: 1, total: 2 });
-    let mb = Measured::run(model, b, &prompt)?;
+    compare_sides(Some(model), &Side::Path(a.clone()), &Side::Path(b.clone()), &prompt.into(), opts, progress)
+}
+
+/// Compare any two sides: built-in paths (run on `prompt`; they need the model) and imported
+/// dumps (lined up by their tokens). Isolation and explain re-run both sides, so they need two
+/// paths.
+pub fn compare_sides(
+    model: Option<&Model<'_>>,
+    a: &Side,
+    b: &Side,
+    prompt: &Prompt,
+    opts: &CompareOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Comparison> {
     let tol = &opts.tolerances;
+    let run = |side: &Side| -> Result<Option<Measured>> {
+        match side {
+            Side::Path(spec) => {
+                let model = model.ok_or_else(|| Error::input("a built-in path needs the model (the GGUF)"))?;
+                Measured::run(model, spec, prompt).map(Some)
+            }
+            Side::Dump(_) => Ok(None),
+        }
+    };
+    progress(Progress { step: "A", done: 0, total: 2 });
+    let ra = run(a)?;
+    progress(Progress { step: "B", done: 1, total: 2 });
+    let rb = run(b)?;
+    // A dump's float noise is taken from a built-in path run in f32: the other side when it is one
+    // (an f32 variant of it when it computes in f64), else none.
+    let f32_variant = |other: &Side, measured: Option<&Measured>| -> Result<Option<Measured>> {
+        match (other, measured, model) {
+            (Side::Path(spec), Some(m), Some(model)) if spec.precision == Precision::F64 => {
+                let f32_spec = PathSpec { precision: Precision::F32, accumulate: Precision::F32, ..spec.clone() };
+                let t = forward(model, &f32_spec, prompt, None)?;
+                Ok(Some(Measured { trace: t, twin: Some(m.trace.clone()), assumed: None }))
+            }
+            _ => Ok(None),
+        }
+    };
+    let dump_side = |d: &ImportedDump, other: &Side, measured: Option<&Measured>| -> Result<Measured> {
+        let variant = f32_variant(other, measured)?;
+        Ok(Measured::dump(d, variant.as_ref().or(measured), tol))
+    };
+    let missing_run = || Error::input("a built-in path did not run");
+    let ma = match a {
+        Side::Path(_) => ra.ok_or_else(missing_run)?,
+        Side::Dump(d) => dump_side(d, b, rb.as_ref())?,
+    };
+    let mb = match b {
+        Side::Path(_) => rb.ok_or_else(missing_run)?,
+        Side::Dump(d) => dump_side(d, a, a.spec().map(|_| &ma))?,
+    };
+    let al = Alignment::of(&ma.trace, &mb.trace);
+    if al.len == 0 {
+        return Err(Error::input(format!(
+            "nothing to compare: A ran tokens {:?} and B {:?}, which share no final tokens",
+            ma.trace.tokens, mb.trace.tokens
+        )));
+    }
     let stages = compare_traces(&ma.trace, &mb.trace, &|id, p| ma.noise(id, p), &|id, p| mb.noise(id, p), tol);
-    let (isolated_trace, isolated) = match opts.isolation {
-        Isolation::Off => (None, None),
-        mode => {
+    let both_paths = a.spec().zip(b.spec());
+    let (isolated_trace, isolated) = match (opts.isolation, both_paths, model) {
+        (Isolation::Off, _, _) => (None, None),
+        (mode, Some((_, spec_b)), Some(model)) => {
             progress(Progress { step: "isolation", done: 0, total: 1 });
             if ma.trace.tokens != mb.trace.tokens {
                 return Err(Error::input(
@@ -313,20 +550,31 @@ pub fn compare_with_progress(
                      (compare without isolation, or give both the same bos)",
                 ));
             }
-            let iso = forward(model, b, &prompt, Some(Injection { reference: &ma.trace, mode }))?;
+            let iso = forward(model, spec_b, prompt, Some(Injection { reference: &ma.trace, mode }))?;
             let diffs = compare_traces(&ma.trace, &iso, &|id, p| ma.noise(id, p), &|id, p| mb.noise(id, p), tol);
             (Some(iso), Some(diffs))
         }
+        _ => {
+            return Err(Error::input(
+                "isolation re-runs B on A's inputs, so it needs two built-in paths (a dump cannot be re-run)",
+            ))
+        }
     };
-    let explain = if opts.explain {
-        Some(explain::explain(model, &prompt, (a, &ma), (b, &mb), tol, opts.explain_budget, progress)?)
-    } else {
-        None
+    let explain = match (opts.explain, both_paths, model) {
+        (false, _, _) => None,
+        (true, Some((spec_a, spec_b)), Some(model)) => {
+            Some(explain::explain(model, prompt, (spec_a, &ma), (spec_b, &mb), tol, opts.explain_budget, progress)?)
+        }
+        (true, _, _) => {
+            return Err(Error::input(
+                "explain re-runs B with A's conventions, so it needs two built-in paths (a dump cannot be re-run)",
+            ))
+        }
     };
     Ok(Comparison {
-        spec_a: a.clone(),
-        spec_b: b.clone(),
-        prompt,
+        side_a: a.clone(),
+        side_b: b.clone(),
+        prompt: prompt.clone(),
         a: ma,
         b: mb,
         stages,

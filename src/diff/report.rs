@@ -3,8 +3,9 @@
 
 use super::explain::{positions_text, Explanation};
 use super::logits::{self as logit_diff, LogitMetrics, LogitSummary};
-use super::{first_divergence, Alignment, Class, CompareOptions, Comparison, StageDiff, Tolerances};
+use super::{first_divergence, Alignment, Class, CompareOptions, Comparison, Side, StageDiff, Tolerances};
 use crate::forward::{Isolation, Prompt};
+use crate::import::{DumpInfo, Outcome};
 use crate::logits::{top_k, Candidate};
 use crate::model::{Config, Model};
 use crate::path::PathSpec;
@@ -32,10 +33,28 @@ pub struct ModelInfo {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PathInfo {
+    /// `path` (a built-in path) or `dump` (an imported dump).
+    pub kind: &'static str,
     pub text: String,
-    pub spec: PathSpec,
-    /// The tokens this path ran (after its BOS handling).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec: Option<PathSpec>,
+    /// What the dump held and what became of each tensor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dump: Option<DumpInfo>,
+    /// The tokens this side ran (after its BOS handling).
     pub tokens: Vec<u32>,
+}
+
+impl PathInfo {
+    fn of(side: &Side, tokens: &[u32]) -> PathInfo {
+        PathInfo {
+            kind: if side.spec().is_some() { "path" } else { "dump" },
+            text: side.text(),
+            spec: side.spec().cloned(),
+            dump: side.dump().map(|d| d.info.clone()),
+            tokens: tokens.to_vec(),
+        }
+    }
 }
 
 /// Where the paths first part.
@@ -80,7 +99,8 @@ pub struct TopK {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub schema: &'static str,
-    pub model: ModelInfo,
+    /// The GGUF, when one was used (`compare-dumps` may run without).
+    pub model: Option<ModelInfo>,
     /// The token ids as given, or the text's token ids (before any BOS).
     pub tokens: Vec<u32>,
     /// The text, when the prompt was text.
@@ -101,6 +121,9 @@ pub struct Report {
     pub stages: Vec<StageDiff>,
     pub logits: Vec<LogitMetrics>,
     pub logit_summary: LogitSummary,
+    /// Why some positions have no distribution comparison, when some have none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logits_note: Option<String>,
     pub isolation: Option<IsolationReport>,
     pub explain: Option<Explanation>,
     pub top_k: Vec<TopK>,
@@ -133,7 +156,11 @@ impl Report {
         c: &Comparison,
         opts: &CompareOptions,
     ) -> Report {
-        let (a, b) = (&c.spec_a, &c.spec_b);
+        Report::build(Some(ModelInfo { file, sha256, config: model.config.clone() }), c, opts)
+    }
+
+    /// Build the report (`model`: the GGUF's description, when there is one).
+    pub fn build(model: Option<ModelInfo>, c: &Comparison, opts: &CompareOptions) -> Report {
         let (tokens, prompt) = match &c.prompt {
             Prompt::Ids(ids) => (ids.clone(), None),
             Prompt::Text(t) => {
@@ -149,15 +176,35 @@ impl Report {
                 c.stages.iter().find(|s| s.position == p && s.class == Class::Diverged).map(|d| divergence(d, c, &al))
             })
             .collect();
-        let logits: Vec<LogitMetrics> = (0..positions)
-            .filter_map(|p| {
-                let la = c.a.trace.logits(p + al.offset_a)?;
-                let lb = c.b.trace.logits(p + al.offset_b)?;
-                Some(logit_diff::compare(&la, &lb))
+        // Distributions are compared where both sides have every logit (a dump may hold only the
+        // last position's, or only some values).
+        let out = StageId::global(Stage::ResultOutput);
+        let full = |t: &crate::trace::Trace, p: usize| t.logits(p).filter(|_| t.known(out, p).is_none());
+        let logit_positions: Vec<usize> = (0..positions)
+            .filter(|&p| full(&c.a.trace, p + al.offset_a).is_some() && full(&c.b.trace, p + al.offset_b).is_some())
+            .collect();
+        let logits: Vec<LogitMetrics> = logit_positions
+            .iter()
+            .filter_map(|&p| {
+                let la = full(&c.a.trace, p + al.offset_a)?;
+                let lb = full(&c.b.trace, p + al.offset_b)?;
+                Some(LogitMetrics { position: p, ..logit_diff::compare(&la, &lb) })
             })
             .collect();
-        let top_k = (0..positions)
-            .map(|p| TopK {
+        let logits_note = (logit_positions.len() < positions).then(|| {
+            if logit_positions.is_empty() {
+                "no position has every logit on both sides: the logits are compared stage-wise only (result_output above)"
+                    .to_string()
+            } else {
+                format!(
+                    "distributions compared at {} of {positions} positions, where both sides have every logit",
+                    logit_positions.len()
+                )
+            }
+        });
+        let top_k = logit_positions
+            .iter()
+            .map(|&p| TopK {
                 position: p,
                 token: c.a.trace.tokens[p + al.offset_a],
                 a: top_k(&c.a.trace.logits(p + al.offset_a).unwrap_or_default(), opts.top_k),
@@ -176,18 +223,22 @@ impl Report {
         let first = first_divergence(&c.stages).map(|d| divergence(d, c, &al));
         Report {
             schema: SCHEMA,
-            model: ModelInfo { file, sha256, config: model.config.clone() },
+            model,
             tokens,
             prompt,
-            a: PathInfo { text: a.to_text(), spec: a.clone(), tokens: c.a.trace.tokens.clone() },
-            b: PathInfo { text: b.to_text(), spec: b.clone(), tokens: c.b.trace.tokens.clone() },
-            differing_fields: a.differences(b),
+            a: PathInfo::of(&c.side_a, &c.a.trace.tokens),
+            b: PathInfo::of(&c.side_b, &c.b.trace.tokens),
+            differing_fields: match (c.side_a.spec(), c.side_b.spec()) {
+                (Some(a), Some(b)) => a.differences(b),
+                _ => Vec::new(),
+            },
             tolerances: opts.tolerances,
             verdict: if first.is_some() { Verdict::Diverge } else { Verdict::Agree },
             first_divergence: first,
             first_divergence_per_position,
             compared_tokens: c.a.trace.tokens[al.offset_a..al.offset_a + positions].to_vec(),
             logit_summary: logit_diff::summarise(&logits),
+            logits_note,
             logits,
             stages: c.stages.clone(),
             isolation,
@@ -245,7 +296,13 @@ impl Report {
                 let flips: Vec<String> = r
                     .flips
                     .iter()
-                    .map(|f| format!("`{f}`: `{}` → `{}`", field_value(&self.b.spec, f), field_value(&self.a.spec, f)))
+                    .map(|f| {
+                        format!(
+                            "`{f}`: `{}` → `{}`",
+                            field_value(self.b.spec.as_ref(), f),
+                            field_value(self.a.spec.as_ref(), f)
+                        )
+                    })
                     .collect();
                 let _ = writeln!(o, "- {}: {}", positions_text(r.positions), flips.join(", "));
             }
@@ -254,21 +311,42 @@ impl Report {
             }
             o.push('\n');
         }
-        let c = &self.model.config;
         let _ = writeln!(o, "| | |\n|---|---|");
-        let file = self.model.file.as_deref().map(|f| format!("`{f}` · ")).unwrap_or_default();
-        let sha = &self.model.sha256[..self.model.sha256.len().min(16)];
-        let _ = writeln!(o, "| model | {file}{} · sha256 `{sha}` |", c.describe());
+        match &self.model {
+            Some(m) => {
+                let file = m.file.as_deref().map(|f| format!("`{f}` · ")).unwrap_or_default();
+                let sha = &m.sha256[..m.sha256.len().min(16)];
+                let _ = writeln!(o, "| model | {file}{} · sha256 `{sha}` |", m.config.describe());
+            }
+            None => {
+                let _ = writeln!(o, "| model | none (two dumps compared as they are) |");
+            }
+        }
         if let Some(text) = &self.prompt {
             let _ = writeln!(o, "| prompt | `{}` |", text.replace('`', "'").replace('\n', "\\n"));
         }
         let _ = writeln!(o, "| tokens | `{:?}` |", self.tokens);
         let _ = writeln!(o, "| A (reference) | `{}` |", self.a.text);
         let _ = writeln!(o, "| B | `{}` |", self.b.text);
-        let _ = writeln!(o, "| conventions that differ | {} |", code_list(&self.differing_fields));
+        if self.a.spec.is_some() && self.b.spec.is_some() {
+            let _ = writeln!(o, "| conventions that differ | {} |", code_list(&self.differing_fields));
+        }
         let t = &self.tolerances;
+        let any_dump = self.a.dump.is_some() || self.b.dump.is_some();
+        let noise_source = match (self.a.spec.is_some() || self.b.spec.is_some(), any_dump) {
+            (_, false) => "each path vs its own f64 twin".to_string(),
+            (true, true) => format!(
+                "a path vs its own f64 twin; a dump, which cannot be rerun: the larger of the path's f32 noise and \
+                 {:e}·max\\|value\\|, plus its storage and print rounding",
+                t.dump_noise_rel
+            ),
+            (false, true) => format!(
+                "each dump: {:e}·max\\|value\\| of the stage, plus its storage and print rounding",
+                t.dump_noise_rel
+            ),
+        };
         let mut tol = format!(
-            "a stage diverges when max\\|A−B\\| > {} × max(noise A, noise B) + {:e}·max\\|A\\| (noise: each path vs its own f64 twin)",
+            "a stage diverges when max\\|A−B\\| > {} × max(noise A, noise B) + {:e}·max\\|A\\| (noise: {noise_source})",
             t.noise_multiple, t.floor_rel
         );
         if let (Some(a), Some(r)) = (t.atol, t.rtol) {
@@ -280,8 +358,17 @@ impl Report {
         }
         o.push('\n');
 
+        for (side, info) in [("A", &self.a), ("B", &self.b)] {
+            if let Some(d) = &info.dump {
+                dump_section(&mut o, side, d);
+            }
+        }
+
         // Stage x layer table: the worst class over positions, with max |Δ| / threshold.
-        let layers = c.layers;
+        let layers = match &self.model {
+            Some(m) => m.config.layers,
+            None => self.stages.iter().filter_map(|s| s.layer).max().map_or(0, |l| l + 1),
+        };
         let _ =
             writeln!(o, "### Stages (worst over positions; ✓ match, ≈ noise, ✗ diverged: max|Δ| and × threshold)\n");
         let mut header = String::from("| stage |");
@@ -354,6 +441,12 @@ impl Report {
 
         let s = &self.logit_summary;
         let _ = writeln!(o, "### Logits\n");
+        if let Some(n) = &self.logits_note {
+            let _ = writeln!(o, "_{n}._\n");
+        }
+        if self.logits.is_empty() {
+            return o;
+        }
         let _ = writeln!(
             o,
             "KLD(A‖B) mean {} · max {} · p99 {} · p90 {} · median {} · same top-1 {:.0}%\n",
@@ -414,6 +507,38 @@ fn code_list<S: AsRef<str>>(items: &[S]) -> String {
     }
 }
 
-fn field_value(spec: &PathSpec, field: &str) -> String {
-    spec.fields().into_iter().find(|(f, _)| *f == field).map(|(_, v)| v).unwrap_or_default()
+fn field_value(spec: Option<&PathSpec>, field: &str) -> String {
+    spec.and_then(|s| s.fields().into_iter().find(|(f, _)| *f == field).map(|(_, v)| v)).unwrap_or_default()
+}
+
+/// What a dump held: the summary, then anything not compared and why.
+fn dump_section(o: &mut String, side: &str, d: &DumpInfo) {
+    let _ = writeln!(o, "### Dump {side}: `{}`\n", d.label);
+    let _ = writeln!(o, "{}.\n", d.summary());
+    if let Some(p) = d.metadata.get("producer") {
+        let _ = writeln!(o, "- producer: `{}`", p.replace('`', "'"));
+    }
+    for w in &d.warnings {
+        let _ = writeln!(o, "- ⚠ {w}");
+    }
+    for e in &d.entries {
+        match &e.outcome {
+            Outcome::Unaligned { stage, reason } => {
+                let _ = writeln!(o, "- not compared: `{}` → `{stage}`: {reason}", e.name);
+            }
+            Outcome::Unmapped => {
+                let _ = writeln!(o, "- unmapped: `{}` {:?}", e.name, e.shape);
+            }
+            _ => {}
+        }
+    }
+    if !d.partial.is_empty() {
+        let known: usize = d.partial.iter().map(|p| p.1).sum();
+        let total: usize = d.partial.iter().map(|p| p.2).sum();
+        let _ = writeln!(o, "- {} stages only partly known: {known} of {total} values compared", d.partial.len());
+    }
+    if !d.missing.is_empty() {
+        let _ = writeln!(o, "- not in the dump: {}", code_list(&d.missing));
+    }
+    o.push('\n');
 }

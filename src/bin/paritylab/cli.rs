@@ -4,10 +4,14 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use paritylab::diff::{CompareOptions, Report, Tolerances};
+use paritylab::diff::{Side, SideRequest};
 use paritylab::dump::DumpInfo;
 use paritylab::forward::forward;
 use paritylab::forward::{Isolation, Prompt};
 use paritylab::gguf::Gguf;
+use paritylab::import::mapfile::MapFile;
+use paritylab::import::naming::Naming;
+use paritylab::import::{DumpFile, ImportOptions, ImportedDump, ModelShape, RawDump};
 use paritylab::inspect;
 use paritylab::logits::RunSummary;
 use paritylab::model::Model;
@@ -69,12 +73,15 @@ enum Command {
         model: PathBuf,
         #[command(flatten)]
         input: PromptArgs,
-        /// Path A, the reference (preset, text form or JSON file).
+        /// Path A, the reference (preset, text form or JSON file), or `dump:FILE` (a dump of
+        /// another engine: safetensors, .npz, a folder of .npy, a llama.cpp eval-callback log).
         #[arg(long, default_value = "hf")]
         a: String,
-        /// Path B, the one under test.
+        /// Path B, the one under test (the same forms as --a).
         #[arg(long)]
         b: String,
+        #[command(flatten)]
+        dump: DumpArgs,
         /// Also run B on A's activations at every layer input (layer) or every stage input (stage),
         /// separating each op's own error from error carried in.
         #[arg(long, value_parser = ["off", "layer", "stage"], default_value = "off")]
@@ -85,24 +92,41 @@ enum Command {
         /// Most forward runs the explain search may spend.
         #[arg(long, default_value_t = paritylab::diff::explain::DEFAULT_BUDGET)]
         explain_budget: usize,
-        /// A stage is noise up to this multiple of the larger of the two paths' measured noise.
-        #[arg(long, default_value_t = 3.0)]
-        noise_multiple: f64,
-        /// Absolute tolerance: a stage within allclose(atol, rtol) is not diverged.
-        #[arg(long)]
-        atol: Option<f64>,
-        /// Relative tolerance (with --atol; numpy's allclose).
-        #[arg(long)]
-        rtol: Option<f64>,
-        /// Write the Markdown report here.
-        #[arg(long)]
-        report: Option<PathBuf>,
-        /// Write the JSON report here.
-        #[arg(long)]
-        json: Option<PathBuf>,
+        #[command(flatten)]
+        tolerance: ToleranceArgs,
+        #[command(flatten)]
+        output: OutputArgs,
         /// Candidates per position in the report's top-k table.
         #[arg(long, default_value_t = 5)]
         top: usize,
+    },
+    /// Compare two dumps stage by stage (of two engines, or of one engine before and after a
+    /// change). Without --model, shapes are taken as they come and each dump is allowed
+    /// --dump-noise of each stage's scale as float noise. Exit code 0 when they agree, 1 when they
+    /// diverge, 2 on bad input.
+    CompareDumps {
+        /// Dump A, the reference.
+        a: PathBuf,
+        /// Dump B.
+        b: PathBuf,
+        /// The GGUF both dumps ran, to line up shapes (Llama Q/K order, heads).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Token ids the dumps ran, when they do not record them.
+        #[arg(long, value_delimiter = ',')]
+        tokens: Option<Vec<u32>>,
+        #[command(flatten)]
+        dump: DumpArgs,
+        /// Which dump of a multi-dump file A is (e.g. f64.), overriding --prefix.
+        #[arg(long)]
+        prefix_a: Option<String>,
+        /// Which dump of a multi-dump file B is (e.g. f32.), overriding --prefix.
+        #[arg(long)]
+        prefix_b: Option<String>,
+        #[command(flatten)]
+        tolerance: ToleranceArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Tokenize text with the model's own tokenizer (from its GGUF metadata) and print the ids and
     /// pieces.
@@ -169,9 +193,123 @@ enum Bench {
     },
 }
 
+/// When a stage counts as noise.
+#[derive(clap::Args)]
+struct ToleranceArgs {
+    /// A stage is noise up to this multiple of the larger of the two sides' noise.
+    #[arg(long, default_value_t = 3.0)]
+    noise_multiple: f64,
+    /// Absolute tolerance: a stage within allclose(atol, rtol) is not diverged.
+    #[arg(long)]
+    atol: Option<f64>,
+    /// Relative tolerance (with --atol; numpy's allclose).
+    #[arg(long)]
+    rtol: Option<f64>,
+    /// The float noise a dump (which cannot be rerun) is assumed to carry at least, relative to
+    /// each stage's largest value.
+    #[arg(long, default_value_t = 1e-6)]
+    dump_noise: f64,
+}
+
+impl ToleranceArgs {
+    fn tolerances(&self) -> anyhow::Result<Tolerances> {
+        if self.atol.is_some() != self.rtol.is_some() {
+            return Err(anyhow::Error::new(BadInput("give --atol and --rtol together".into())));
+        }
+        if !(self.dump_noise.is_finite() && self.dump_noise >= 0.0) {
+            return Err(anyhow::Error::new(BadInput("--dump-noise must be a number >= 0".into())));
+        }
+        Ok(Tolerances {
+            noise_multiple: self.noise_multiple,
+            atol: self.atol,
+            rtol: self.rtol,
+            dump_noise_rel: self.dump_noise,
+            ..Tolerances::default()
+        })
+    }
+}
+
+/// Where the reports go (the Markdown report is always printed).
+#[derive(clap::Args)]
+struct OutputArgs {
+    /// Write the Markdown report here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// How dumps are read.
+#[derive(clap::Args, Clone, Default)]
+struct DumpArgs {
+    /// A mapping file (JSON) from the dump's tensor names to stages, with layout changes
+    /// (docs/dump-format.md).
+    #[arg(long)]
+    map: Option<PathBuf>,
+    /// Which dump of a file holding several (the reference files' f32. / f64. / deq_q8_0.).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// The dump's naming, when detection guesses wrong.
+    #[arg(long, value_parser = ["paritylab", "hf", "llamacpp"])]
+    naming: Option<String>,
+    /// The dump's Q/K values are in HF's row order (hf) or the GGUF's (gguf), overriding its
+    /// metadata.
+    #[arg(long, value_parser = ["hf", "gguf"])]
+    qk_row_order: Option<String>,
+}
+
+impl DumpArgs {
+    fn options(&self, prefix: Option<String>, tokens: Option<Vec<u32>>) -> anyhow::Result<ImportOptions> {
+        let map = match &self.map {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| anyhow::Error::new(BadInput(format!("cannot read {}: {e}", p.display()))))?;
+                Some(MapFile::parse(&text)?)
+            }
+            None => None,
+        };
+        Ok(ImportOptions {
+            naming: self.naming.as_deref().and_then(Naming::from_name),
+            prefix: prefix.or_else(|| self.prefix.clone()),
+            map,
+            tokens,
+            hf_rows: self.qk_row_order.as_deref().map(|o| o == "hf"),
+        })
+    }
+}
+
+/// Read a dump: a file, or a folder of .npy files (and metadata.json).
+fn read_dump(path: &std::path::Path) -> anyhow::Result<(String, RawDump)> {
+    let bad = |e: std::io::Error| anyhow::Error::new(BadInput(format!("cannot read {}: {e}", path.display())));
+    let label = path.file_name().map_or_else(|| path.display().to_string(), |f| f.to_string_lossy().into_owned());
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(bad)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "npy") || p.file_name().is_some_and(|f| f == "metadata.json")
+            })
+            .collect();
+        entries.sort();
+        if entries.is_empty() {
+            return Err(anyhow::Error::new(BadInput(format!("{} holds no .npy files", path.display()))));
+        }
+        for p in entries {
+            let bytes = std::fs::read(&p).map_err(bad)?;
+            files.push((p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(), bytes));
+        }
+    } else {
+        files.push((label.clone(), std::fs::read(path).map_err(bad)?));
+    }
+    let refs: Vec<DumpFile<'_>> = files.iter().map(|(n, b)| DumpFile { name: n, bytes: b }).collect();
+    Ok((label, paritylab::import::read(&refs)?))
+}
+
 /// Token ids or text.
 #[derive(clap::Args)]
-#[group(required = true, multiple = false)]
+#[group(required = false, multiple = false)]
 struct PromptArgs {
     /// Token ids, comma-separated (e.g. 1,5,3).
     #[arg(long, value_delimiter = ',')]
@@ -183,10 +321,13 @@ struct PromptArgs {
 
 impl PromptArgs {
     fn prompt(self) -> Prompt {
+        self.given().unwrap_or(Prompt::Ids(Vec::new()))
+    }
+    fn given(self) -> Option<Prompt> {
         match (self.tokens, self.prompt) {
-            (Some(ids), _) => Prompt::Ids(ids),
-            (None, Some(text)) => Prompt::Text(text),
-            (None, None) => Prompt::Ids(Vec::new()),
+            (Some(ids), _) => Some(Prompt::Ids(ids)),
+            (None, Some(text)) => Some(Prompt::Text(text)),
+            (None, None) => None,
         }
     }
 }
@@ -288,29 +429,11 @@ fn run(args: Args) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Compare {
-            model,
-            input,
-            a,
-            b,
-            isolate,
-            explain,
-            explain_budget,
-            noise_multiple,
-            atol,
-            rtol,
-            report,
-            json,
-            top,
-        } => {
+        Command::Compare { model, input, a, b, dump, isolate, explain, explain_budget, tolerance, output, top } => {
             let bytes = read_model(&model)?;
             let m = Model::from_bytes(&bytes).with_context(|| format!("cannot run {}", model.display()))?;
-            let (spec_a, spec_b) = (parse_path(&a)?, parse_path(&b)?);
-            if atol.is_some() != rtol.is_some() {
-                return Err(anyhow::Error::new(BadInput("give --atol and --rtol together".into())));
-            }
             let opts = CompareOptions {
-                tolerances: Tolerances { noise_multiple, atol, rtol, ..Tolerances::default() },
+                tolerances: tolerance.tolerances()?,
                 isolation: match isolate.as_str() {
                     "layer" => Isolation::Layer,
                     "stage" => Isolation::Stage,
@@ -320,23 +443,51 @@ fn run(args: Args) -> anyhow::Result<()> {
                 explain_budget,
                 top_k: top,
             };
-            let comparison = paritylab::diff::compare(&m, &spec_a, &spec_b, input.prompt(), &opts)?;
+            let sha = paritylab::dump::sha256_hex(&bytes);
+            let given = input.given();
+            let (side_a, side_b, prompt) = sides(&m, &sha, &a, &b, given, &dump)?;
+            for side in [&side_a, &side_b] {
+                if let Some(d) = side.dump() {
+                    eprintln!("{}", d.info.summary());
+                }
+            }
+            let comparison = paritylab::diff::compare_sides(Some(&m), &side_a, &side_b, &prompt, &opts, &mut |_| {})?;
             let file = model.file_name().map(|f| f.to_string_lossy().into_owned());
-            let r = Report::new(&m, file, paritylab::dump::sha256_hex(&bytes), &comparison, &opts);
-            let markdown = r.markdown(None);
-            print!("{markdown}");
-            if let Some(path) = report {
-                std::fs::write(&path, &markdown).with_context(|| format!("cannot write {}", path.display()))?;
-            }
-            if let Some(path) = json {
-                std::fs::write(&path, serde_json::to_string_pretty(&r)?)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-            }
-            if r.agrees() {
-                Ok(())
-            } else {
-                Err(anyhow::Error::new(Diverged))
-            }
+            let r = Report::new(&m, file, sha, &comparison, &opts);
+            finish(&r, output)
+        }
+        Command::CompareDumps { a, b, model, tokens, dump, prefix_a, prefix_b, tolerance, output } => {
+            let tolerances = tolerance.tolerances()?;
+            let bytes = model.as_ref().map(read_model).transpose()?;
+            let m = match (&bytes, &model) {
+                (Some(b), Some(p)) => {
+                    Some(Model::from_bytes(b).with_context(|| format!("cannot use {}", p.display()))?)
+                }
+                _ => None,
+            };
+            let shape = m.as_ref().map(ModelShape::of);
+            let sha = bytes.as_ref().map(|b| paritylab::dump::sha256_hex(b));
+            let load = |path: &PathBuf, prefix: Option<String>| -> anyhow::Result<Side> {
+                let (label, raw) = read_dump(path)?;
+                let opts = dump.options(prefix, tokens.clone())?;
+                let d = paritylab::import::import(&label, &raw, shape.as_ref(), sha.as_deref(), &opts)?;
+                eprintln!("{}", d.info.summary());
+                Ok(Side::Dump(std::sync::Arc::new(d)))
+            };
+            let (side_a, side_b) = (load(&a, prefix_a)?, load(&b, prefix_b)?);
+            let opts = CompareOptions { tolerances, ..CompareOptions::default() };
+            let prompt = Prompt::Ids(side_a.dump().map(|d| d.info.tokens.clone()).unwrap_or_default());
+            let comparison = paritylab::diff::compare_sides(m.as_ref(), &side_a, &side_b, &prompt, &opts, &mut |_| {})?;
+            let info = match (&m, sha) {
+                (Some(m), Some(sha)) => Some(paritylab::diff::report::ModelInfo {
+                    file: model.as_ref().and_then(|p| p.file_name()).map(|f| f.to_string_lossy().into_owned()),
+                    sha256: sha,
+                    config: m.config.clone(),
+                }),
+                _ => None,
+            };
+            let r = Report::build(info, &comparison, &opts);
+            finish(&r, output)
         }
         Command::Synth { spec, output } => {
             let spec = paritylab::synth::SynthSpec::parse(&spec)?;
@@ -403,6 +554,66 @@ fn run(args: Args) -> anyhow::Result<()> {
                 .collect::<anyhow::Result<Vec<_>>>()?;
             crate::serve::serve(&dir, &mounts, &host, port, !no_isolation).map_err(|e| anyhow::Error::new(BadInput(e)))
         }
+    }
+}
+
+/// Print the Markdown report, write the files asked for, and turn the verdict into the exit code.
+fn finish(r: &Report, output: OutputArgs) -> anyhow::Result<()> {
+    let markdown = r.markdown(None);
+    print!("{markdown}");
+    if let Some(path) = output.report {
+        std::fs::write(&path, &markdown).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = output.json {
+        std::fs::write(&path, serde_json::to_string_pretty(r)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if r.agrees() {
+        Ok(())
+    } else {
+        Err(anyhow::Error::new(Diverged))
+    }
+}
+
+/// The two sides of `compare` (paths, or `dump:FILE`), and the prompt the paths run.
+fn sides(
+    m: &Model<'_>,
+    sha: &str,
+    a: &str,
+    b: &str,
+    given: Option<Prompt>,
+    args: &DumpArgs,
+) -> anyhow::Result<(Side, Side, Prompt)> {
+    let request = |t: &str| -> anyhow::Result<SideRequest> {
+        match t.strip_prefix("dump:") {
+            Some(_) => Ok(SideRequest::parse(t)?),
+            None => Ok(SideRequest::Path(parse_path(t)?)),
+        }
+    };
+    let (ra, rb) = (request(a)?, request(b)?);
+    let shape = ModelShape::of(m);
+    let mut failure: Option<anyhow::Error> = None;
+    let mut import = |file: &str, tokens: Option<Vec<u32>>| -> paritylab::Result<ImportedDump> {
+        // `dump:FILE#PREFIX` picks one dump of a file holding several (when FILE itself is absent).
+        let (file, prefix) = match paritylab::import::split_prefix(file) {
+            (f, Some(p)) if !std::path::Path::new(file).exists() => (f, Some(p.to_string())),
+            _ => (file, None),
+        };
+        let loaded = read_dump(std::path::Path::new(file))
+            .and_then(|(label, raw)| Ok((label, raw, args.options(prefix.clone(), tokens)?)));
+        match loaded {
+            Ok((label, raw, opts)) => paritylab::import::import(&label, &raw, Some(&shape), Some(sha), &opts),
+            Err(e) => {
+                let msg = format!("{e:#}");
+                failure = Some(e);
+                Err(paritylab::Error::input(msg))
+            }
+        }
+    };
+    let resolved = paritylab::diff::resolve_sides(m, ra, rb, given, &mut import);
+    match (resolved, failure) {
+        (Err(_), Some(e)) => Err(e),
+        (r, _) => Ok(r?),
     }
 }
 
