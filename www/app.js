@@ -8,6 +8,7 @@ import { SourcePanel } from './js/source.js';
 import { PromptEditor } from './js/prompt.js';
 import { PathsEditor } from './js/paths.js';
 import { Results } from './js/results.js';
+import { DumpsPanel, isGguf } from './js/dumps.js';
 import { fetchModel } from './js/fetcher.js';
 import { $, el, replace } from './js/dom.js';
 import { bytes } from './js/format.js';
@@ -28,9 +29,59 @@ const app = {
 // ---- panels ------------------------------------------------------------------------------
 
 const inspector = new Inspector($('#model'), { onSelectTensor: (name) => engine.call('tensor_stats', { name }) });
-const source = new SourcePanel($('#source'), { onLoad: (src) => act(() => loadSource(src, { compareAfter: true })) });
-const paths = new PathsEditor($('#paths'), engine, { onChange: () => prompt.updateChips() });
-const prompt = new PromptEditor($('#prompt'), engine, { paths: () => paths.texts(), onChange: () => {} });
+const source = new SourcePanel($('#source'), {
+  onLoad: (src) => act(() => loadSource(src, { compareAfter: true })),
+  // A GGUF dropped anywhere is the model; anything else is a dump.
+  onDrop: async (files) => {
+    if (files.length === 1 && (await isGguf(files[0]))) act(() => loadSource({ file: files[0] }, { compareAfter: true }));
+    else dumps.addFiles(files);
+  },
+});
+const dumps = new DumpsPanel($('#dumps'), engine, {
+  onUse: async (side, text, preview) => {
+    if (!(await paths.setText(side, text, { quiet: true }))) return;
+    if (preview.token_ids) prompt.set({ ids: JSON.parse(preview.token_ids) });
+    dumpsChanged();
+  },
+  onChange: async (removed) => {
+    // A side that used a removed dump goes back to the hf path.
+    for (const side of ['a', 'b']) {
+      if (paths.isDump(side) && !dumps.lookup(paths.texts()[side === 'a' ? 0 : 1])) await paths.setText(side, 'hf', { quiet: true });
+    }
+    if (removed === undefined) {
+      // The prefix of a dump in use may have changed: refresh its side's text.
+      for (const side of ['a', 'b']) {
+        const name = paths.isDump(side) ? dumps.nameOf(paths.texts()[side === 'a' ? 0 : 1]) : null;
+        if (name !== null) await paths.setText(side, dumps.text(name), { quiet: true });
+      }
+    }
+    dumpsChanged();
+  },
+});
+const paths = new PathsEditor($('#paths'), engine, {
+  onChange: () => dumpsChanged(),
+  dumpLookup: (text) => dumps.lookup(text),
+});
+const prompt = new PromptEditor($('#prompt'), engine, {
+  paths: () => paths.texts(),
+  onChange: () => {},
+  dumpTokens: (text) => {
+    const d = dumps.lookup(text);
+    return d?.preview.token_ids ? JSON.parse(d.preview.token_ids) : null;
+  },
+});
+
+/** A side became or stopped being a dump: what a dump cannot do is switched off, and said. */
+function dumpsChanged() {
+  const anyDump = paths.isDump('a') || paths.isDump('b');
+  for (const id of ['#explain', '#isolation']) {
+    $(id).disabled = anyDump;
+    $(id).closest('label').title = anyDump ? 'needs two built-in paths: a dump cannot be re-run' : '';
+  }
+  $('#dump-side-note').hidden = !anyDump;
+  prompt.updateChips();
+  updateHash();
+}
 const results = new Results($('#results'), {
   fetchStage: (name, position, isolated) => engine.call('compared_stage', { name, position, isolated }),
   onView: (view) => {
@@ -108,6 +159,7 @@ async function reload() {
   showProgress('Reloading the model…');
   try {
     await loadSource(src, { compareAfter: false, quiet: true });
+    await dumps.restore();
   } catch (err) {
     showError(`Cancelled; the model could not be reloaded: ${err.message}`);
   }
@@ -240,12 +292,13 @@ function options() {
   if ((atol === undefined) !== (rtol === undefined)) throw new Error('Give atol and rtol together (or neither).');
   const multiple = number('#tol-multiple');
   if (!(multiple > 0)) throw new Error('The noise multiple must be a number above 0.');
+  const anyDump = paths.isDump('a') || paths.isDump('b');
   return {
     noise_multiple: multiple,
     atol,
     rtol,
-    isolation: $('#isolation').value,
-    explain: $('#explain').checked,
+    isolation: anyDump ? 'off' : $('#isolation').value,
+    explain: anyDump ? false : $('#explain').checked,
   };
 }
 
@@ -256,7 +309,9 @@ async function compare() {
   const opts = options();
   const started = performance.now();
   showProgress('Comparing: running path A and its f64 twin…', { value: 0 });
-  const report = await engine.call('compare', { a, b, prompt: promptValue, options: opts }, [], (p) => {
+  const anyDump = paths.isDump('a') || paths.isDump('b');
+  const request = anyDump ? { ...opts, dump: dumps.options() } : opts;
+  const report = await engine.call('compare', { a, b, prompt: promptValue, options: request }, [], (p) => {
     const label = { A: 'running path A and its f64 twin', B: 'running path B and its f64 twin', isolation: 'isolating each op', explain: 'explaining: flipping conventions' }[p.step] || p.step;
     const value = p.step === 'explain' ? 0.5 + 0.5 * (p.done / Math.max(1, p.total)) : p.step === 'isolation' ? 0.45 : p.done / 2 * 0.4;
     showProgress(`Comparing: ${label}…`, { value, detail: p.step === 'explain' ? `${p.done} runs (at most ${p.total})` : '' });
@@ -266,6 +321,13 @@ async function compare() {
   const pieces = await engine.call('pieces', { ids: list });
   app.pieces = new Map(pieces ? list.map((id, i) => [id, pieces[i]]) : []);
   app.report = report;
+  for (const side of ['a', 'b']) {
+    const dumpSide = report[side].kind === 'dump';
+    $(`#export-dump-${side}`).disabled = dumpSide;
+    $(`#export-dump-${side}`).title = dumpSide ? 'this side is an imported dump: you have its file' : '';
+  }
+  $('#copy-link').disabled = anyDump;
+  $('#copy-link').title = anyDump ? 'a dump is a file on this computer: a link cannot carry it' : '';
   results.show(report, app.view);
   app.view = { ...results.view };
   $('#results').dataset.ms = String(Math.round(performance.now() - started));
@@ -294,6 +356,8 @@ function currentState() {
     return null;
   }
   if (!app.source) return null;
+  // A dump is a local file: a link cannot carry it (the URL keeps the last path-only state).
+  if (paths.isDump('a') || paths.isDump('b')) return null;
   return {
     v: 1,
     model: app.source,

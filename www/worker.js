@@ -89,6 +89,11 @@ function handle(msg, progress) {
       const bytes = session.file_bytes();
       return { value: bytes.buffer, transfer: [bytes.buffer] };
     }
+    case 'add_dump':
+      return { value: session.add_dump(msg.name, msg.files.map((f) => ({ name: f.name, bytes: new Uint8Array(f.bytes) }))) };
+    case 'remove_dump':
+      session.remove_dump(msg.name);
+      return { value: null };
     case 'file_sha256':
       return { value: session.file_sha256() };
     case 'presets':

@@ -79,20 +79,21 @@ export async function inkedPixels(page, selector) {
   });
 }
 
-/** Drop a file on the page the way a user's drag and drop does (a DataTransfer with a File). */
-export async function dropFile(page, name, bytes) {
+/** Drop a file the way a user's drag and drop does (a DataTransfer with a File), on the model's
+ * drop zone or on another element (`target`). */
+export async function dropFile(page, name, bytes, target = '#dropzone') {
   await page.evaluate(
-    ({ name, base64 }) => {
+    ({ name, base64, target }) => {
       const data = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
       const file = new File([data], name, { type: 'application/octet-stream' });
       const dt = new DataTransfer();
       dt.items.add(file);
-      const zone = document.querySelector('#dropzone');
+      const zone = document.querySelector(target);
       for (const type of ['dragenter', 'dragover', 'drop']) {
         zone.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
       }
     },
-    { name, base64: Buffer.from(bytes).toString('base64') },
+    { name, base64: Buffer.from(bytes).toString('base64'), target },
   );
   // Loading starts synchronously inside the drop handler, so the page is busy by now.
   await waitIdle(page);

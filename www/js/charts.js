@@ -73,8 +73,13 @@ export function drawHeatmap(canvas, { rows, layers, cells, selected }) {
     for (let l = 0; l < layers; l++) {
       const key = row.global ? `g|${row.stage}` : `${l}|${row.stage}`;
       const c = cells.get(key);
-      ctx.fillStyle = c ? cellColor(c.cls, c.v) : '#f1f3f6';
-      ctx.fillRect(label + l * colW + 0.5, y + 0.5, Math.max(1, colW - 1), rowH - 1);
+      const [x, w] = [label + l * colW + 0.5, Math.max(1, colW - 1)];
+      if (c && (c.cls === 'missing' || c.cls === 'absent')) {
+        hatch(ctx, x, y + 0.5, w, rowH - 1);
+      } else {
+        ctx.fillStyle = c ? cellColor(c.cls, c.v) : '#f1f3f6';
+        ctx.fillRect(x, y + 0.5, w, rowH - 1);
+      }
     }
   });
   if (selected) {
@@ -108,10 +113,37 @@ function baseOpts(container, height, series, scales, axes) {
   };
 }
 
+/** A cell with nothing to compare (a stage a dump lacks): grey with diagonal lines. */
+function hatch(ctx, x, y, w, h) {
+  ctx.fillStyle = '#f6f7f9';
+  ctx.fillRect(x, y, w, h);
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(x, y, w, h);
+  ctx.clip();
+  ctx.strokeStyle = '#aab4c2';
+  ctx.lineWidth = 1;
+  ctx.beginPath();
+  for (let d = -h; d < w; d += 5) {
+    ctx.moveTo(x + d, y + h);
+    ctx.lineTo(x + d + h, y);
+  }
+  ctx.stroke();
+  ctx.restore();
+}
+
 /** Per-position chart: max |Δ logit| and KLD (log scales), top-1 agreement as points. */
 export function positionChart(container, report, { onSelect }) {
   container.replaceChildren();
-  const xs = report.logits.map((_, i) => i);
+  if (!report.logits.length) {
+    container.dataset.points = JSON.stringify({ max_abs: [], kld: [], agree: [] });
+    const note = document.createElement('p');
+    note.className = 'muted chart-note';
+    note.textContent = report.logits_note || 'No logits to compare.';
+    container.append(note);
+    return null;
+  }
+  const xs = report.logits.map((m, i) => m.position ?? i);
   const dl = report.logits.map((m) => Math.max(m.max_abs, FLOOR));
   const kld = report.logits.map((m) => (typeof m.kld === 'number' ? Math.max(m.kld, FLOOR) : null));
   const agree = report.logits.map((m) => (m.top1_agree ? 1 : 0));
@@ -142,7 +174,7 @@ export function positionChart(container, report, { onSelect }) {
       (u) => {
         u.over.addEventListener('click', () => {
           const i = u.cursor.idx;
-          if (i !== null && i !== undefined) onSelect(i);
+          if (i !== null && i !== undefined) onSelect(xs[i]);
         });
       },
     ],
@@ -150,21 +182,24 @@ export function positionChart(container, report, { onSelect }) {
   return new uPlot(opts, [xs, dl, kld, agree.map((a) => (a ? 1 : 0))], container);
 }
 
-/** A and B values of a stage, overlaid. */
+/** A and B values of a stage, overlaid (elements a dump lacks are left out: shown as points). */
 export function overlayChart(container, a, b) {
   container.replaceChildren();
   const xs = Array.from(a, (_, i) => i);
+  const gaps = (v) => Array.from(v, (x) => (Number.isFinite(x) ? x : null));
+  const sparse = (v) => Array.from(v).some((x) => !Number.isFinite(x));
+  const points = (on) => ({ show: on, size: 5 });
   const opts = baseOpts(
     container,
     200,
     [
-      { label: 'A', stroke: '#2f5f98', width: 1.5 },
-      { label: 'B', stroke: '#c2410c', width: 1, dash: [4, 3] },
+      { label: 'A', stroke: '#2f5f98', width: 1.5, points: points(sparse(a)), ...(sparse(a) ? { paths: () => null } : {}) },
+      { label: 'B', stroke: '#c2410c', width: 1, dash: [4, 3], points: points(sparse(b)), ...(sparse(b) ? { paths: () => null } : {}) },
     ],
     { x: { time: false } },
     [{ label: 'element' }, { values: (u, ticks) => ticks.map((t) => num(t)) }],
   );
-  return new uPlot(opts, [xs, Array.from(a), Array.from(b)], container);
+  return new uPlot(opts, [xs, gaps(a), gaps(b)], container);
 }
 
 /** Histogram of B − A. */

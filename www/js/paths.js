@@ -1,6 +1,7 @@
 // The two paths: a text form each (`hf,rope_pairing=interleaved`), a preset menu, and every
 // convention as a control; rows where B differs from A are highlighted. The engine parses and
-// canonicalises every change, so the text, the controls and the URL always agree.
+// canonicalises every change, so the text, the controls and the URL always agree. A side may
+// also be a dump (`dump:<name>`, from the dumps panel): its conventions are unknown.
 
 import { $, el, replace } from './dom.js';
 
@@ -13,11 +14,13 @@ function debounce(fn, ms) {
 }
 
 export class PathsEditor {
-  /** `onChange()` is called whenever either path changes (to a valid spec). */
-  constructor(root, engine, { onChange }) {
+  /** `onChange()` is called whenever either path changes (to a valid spec); `dumpLookup(text)`
+   * says whether `dump:<name>` names a kept dump. */
+  constructor(root, engine, { onChange, dumpLookup }) {
     this.root = root;
     this.engine = engine;
     this.onChange = onChange;
+    this.dumpLookup = dumpLookup;
     this.state = { a: { text: 'hf', fields: {} }, b: { text: 'hf', fields: {} } };
     this.controls = { a: {}, b: {} };
   }
@@ -73,9 +76,30 @@ export class PathsEditor {
     await Promise.all([this.setText('a', a, { quiet: true }), this.setText('b', b, { quiet: true })]);
   }
 
+  /** Whether a side is a dump. */
+  isDump(side) {
+    return Boolean(this.state[side].dump);
+  }
+
   /** Parse `text` for `side`; on success update the text box, controls and highlights. */
   async setText(side, text, { fromInput = false, quiet = false } = {}) {
     const input = $(`#path-${side}`, this.root);
+    if (text.trim().startsWith('dump:')) {
+      const t = text.trim();
+      if (!this.dumpLookup(t)) {
+        input.setAttribute('aria-invalid', 'true');
+        input.title = `${t.slice(5)} is not among the dumps: add it in the Dumps card`;
+        this.showError(input.title);
+        return false;
+      }
+      this.state[side] = { text: t, fields: {}, dump: true };
+      input.removeAttribute('aria-invalid');
+      input.title = '';
+      if (!fromInput) input.value = t;
+      this.render();
+      if (!quiet) this.onChange();
+      return true;
+    }
     try {
       const parsed = await this.engine.call('path_spec', { text });
       this.state[side] = parsed;
@@ -106,16 +130,22 @@ export class PathsEditor {
   render() {
     this.showError('');
     for (const side of ['a', 'b']) {
-      const { text, fields } = this.state[side];
+      const { text, fields, dump } = this.state[side];
       for (const [name, control] of Object.entries(this.controls[side])) {
-        if (fields[name] !== undefined) control.value = fields[name];
+        if (dump) control.value = '';
+        else if (fields[name] !== undefined) control.value = fields[name];
+        control.disabled = Boolean(dump);
+        control.parentElement.classList.toggle('dump-side', Boolean(dump));
+        control.title = dump ? 'an imported dump: its conventions are whatever its engine did' : '';
       }
       const preset = $(`#preset-${side}`, this.root);
       preset.value = this.presets.includes(text) ? text : '';
+      $(`.path-col[data-side="${side}"]`, this.root).classList.toggle('is-dump', Boolean(dump));
     }
+    const anyDump = this.state.a.dump || this.state.b.dump;
     for (const row of this.root.querySelectorAll('#conventions tbody tr')) {
       const f = row.dataset.field;
-      const differs = this.state.a.fields[f] !== this.state.b.fields[f];
+      const differs = !anyDump && this.state.a.fields[f] !== this.state.b.fields[f];
       row.classList.toggle('differs', differs);
       row.title = differs ? `B differs from A in ${f}` : '';
     }

@@ -24,11 +24,13 @@ function debounce(fn, ms) {
 }
 
 export class PromptEditor {
-  /** `paths()` returns the two path texts; `onChange()` is called when the prompt changes. */
-  constructor(root, engine, { paths, onChange }) {
+  /** `paths()` returns the two path texts; `onChange()` is called when the prompt changes;
+   * `dumpTokens(text)` gives a dump side's recorded token ids (or null). */
+  constructor(root, engine, { paths, onChange, dumpTokens = () => null }) {
     this.root = root;
     this.engine = engine;
     this.paths = paths;
+    this.dumpTokens = dumpTokens;
     this.onChange = onChange;
     this.hasTokenizer = false;
     this.ready = false;
@@ -108,14 +110,23 @@ export class PromptEditor {
       return;
     }
     const [a, b] = this.paths();
-    const results = await Promise.all(
-      [a, b].map((path) => this.engine.call('input_tokens', { path, prompt }).catch((err) => ({ error: err.message }))),
-    );
+    const side = async (path) => {
+      if (!path.startsWith('dump:')) return this.engine.call('input_tokens', { path, prompt });
+      const ids = this.dumpTokens(path);
+      if (!ids) return { note: 'a dump without token ids: taken to have run the tokens of the other side' };
+      const pieces = await this.engine.call('pieces', { ids }).catch(() => null);
+      return { ids, pieces, bos_added: false, dump: true };
+    };
+    const results = await Promise.all([a, b].map((path) => side(path).catch((err) => ({ error: err.message }))));
     if (request !== this.request) return;
     results.forEach((out, i) => {
       const label = el('span', { class: 'chip-side' }, i === 0 ? 'A' : 'B');
       if (out.error) {
         replace(boxes[i], label, el('span', { class: 'chip-note error-inline' }, out.error));
+        return;
+      }
+      if (out.note) {
+        replace(boxes[i], label, el('span', { class: 'chip-note' }, out.note));
         return;
       }
       const chips = out.ids.map((id, k) =>
@@ -126,7 +137,7 @@ export class PromptEditor {
           out.pieces ? out.pieces[k] : null,
         ),
       );
-      const note = `${out.ids.length} token${out.ids.length === 1 ? '' : 's'} · ${out.bos_added ? 'this path adds BOS' : 'no BOS added'}`;
+      const note = `${out.ids.length} token${out.ids.length === 1 ? '' : 's'} · ${out.dump ? 'as the dump recorded them' : out.bos_added ? 'this path adds BOS' : 'no BOS added'}`;
       replace(boxes[i], label, ...chips, el('span', { class: 'chip-note' }, note));
     });
   }

@@ -8,6 +8,17 @@ import { drawHeatmap, drawLegend, histogramChart, overlayChart, positionChart, r
 
 const CLASS_RANK = { match: 0, noise: 1, diverged: 2 };
 
+/** The stages in execution order (heatmap rows). */
+const STAGES = ['tok_embd', 'attn_norm', 'q', 'k', 'v', 'q_normed', 'k_normed', 'q_rope', 'k_rope', 'kq', 'kq_softmax', 'kqv',
+  'attn_out', 'ffn_inp', 'ffn_norm', 'ffn_gate', 'ffn_up', 'ffn_silu', 'ffn_act', 'ffn_out', 'l_out', 'result_norm', 'result_output'];
+
+function parseName(name) {
+  const m = /^blk\.(\d+)\.(.+)$/.exec(name);
+  return m ? { layer: Number(m[1]), stage: m[2] } : { layer: null, stage: name };
+}
+
+const CONTAINERS = { safetensors: 'safetensors', npy: '.npy files', npz: '.npz', llama_cpp_log: 'llama.cpp eval-callback log' };
+
 function stageName(layer, stage) {
   return layer === null || layer === undefined ? stage : `blk.${layer}.${stage}`;
 }
@@ -60,8 +71,10 @@ export class Results {
     const modeSel = $('#heat-mode', this.root);
     modeSel.disabled = !report.isolation;
     if (!report.isolation) modeSel.value = 'propagated';
+    this.missing = [...(report.a.dump?.missing ?? []), ...(report.b.dump?.missing ?? [])].map(parseName);
     this.renderVerdict();
     this.renderExplain();
+    this.renderDumps();
     this.renderTopK();
     const posSel = $('#heat-position', this.root);
     replace(
@@ -126,19 +139,81 @@ export class Results {
     );
   }
 
+  /** How each side's noise was obtained, for the inspector. */
+  noiseSource() {
+    const r = this.report;
+    const part = (side) => (r[side].kind === 'dump' ? 'assumed: a dump cannot be re-run' : 'vs its f64 twin');
+    return r.a.kind === r.b.kind && r.a.kind === 'path' ? 'each path vs its f64 twin' : `A ${part('a')}; B ${part('b')}`;
+  }
+
+  /** What each dump held and what became of every tensor. */
+  renderDumps() {
+    const r = this.report;
+    const box = $('#dump-report', this.root);
+    const sides = ['a', 'b'].filter((s) => r[s].dump);
+    box.hidden = !sides.length;
+    if (!sides.length) return;
+    const parts = [];
+    for (const side of sides) {
+      const d = r[side].dump;
+      const count = (k) => d.entries.filter((e) => e.kind === k).length;
+      const [mapped, unaligned, unmapped] = [count('mapped'), count('unaligned'), count('unmapped')];
+      const others = d.entries.length - mapped - unaligned - unmapped;
+      parts.push(
+        el('h3', {}, `Dump ${side.toUpperCase()}: `, el('span', { class: 'mono' }, d.label)),
+        el('p', {},
+          `${CONTAINERS[d.container] ?? d.container}${d.naming ? `, ${d.naming} names` : ''}: ${d.entries.length} tensors, `,
+          el('strong', {}, `${mapped} compared`),
+          ` over ${d.tokens.length} positions (token ids ${d.token_source === 'file' ? 'from the file' : 'of the prompt'})`,
+          others ? `, ${others} ignored or copies` : '',
+          unaligned ? `, ${unaligned} unaligned` : '',
+          unmapped ? `, ${unmapped} unmapped` : '',
+          d.metadata.producer ? `. Made by ${d.metadata.producer}.` : '.'),
+      );
+      if (d.warnings.length) parts.push(el('ul', { class: 'warn' }, d.warnings.map((w) => el('li', {}, w))));
+      const problems = d.entries.filter((e) => e.kind === 'unaligned' || e.kind === 'unmapped');
+      if (problems.length) {
+        parts.push(el('table', { class: 'data compact dump-problems' },
+          el('thead', {}, el('tr', {}, el('th', {}, 'not compared'), el('th', {}, 'shape'), el('th', {}, 'why'))),
+          el('tbody', {}, problems.map((e) => el('tr', {}, el('td', { class: 'mono' }, e.name), el('td', { class: 'mono' }, JSON.stringify(e.shape)),
+            el('td', {}, e.kind === 'unmapped' ? 'no naming knows this name: a mapping file can name it' : `meant for ${e.stage}: ${e.reason}`))))));
+      }
+      if (d.missing.length) parts.push(el('p', {}, `Not in the dump (hatched in the heatmap): `, el('span', { class: 'mono' }, d.missing.join(', '))));
+      if (d.partial.length) {
+        const known = d.partial.reduce((s, p) => s + p[1], 0);
+        const total = d.partial.reduce((s, p) => s + p[2], 0);
+        parts.push(el('p', {}, `${d.partial.length} stages only partly known: ${known} of ${total} values compared.`));
+      }
+      const outcome = (e) => {
+        if (e.kind === 'mapped') return `→ ${e.stage} (positions ${e.positions[0]}–${e.positions[1]}${e.known < e.total ? `, ${e.known} of ${e.total} values` : ''})${e.steps.length ? `; ${e.steps.join('; ')}` : ''}`;
+        if (e.kind === 'duplicate') return `copy of ${e.stage} (${e.used} is used)`;
+        if (e.kind === 'ignored') return `ignored: ${e.reason}`;
+        if (e.kind === 'unaligned') return `unaligned (${e.stage}): ${e.reason}`;
+        return 'unmapped';
+      };
+      parts.push(el('details', {}, el('summary', {}, `Every tensor (${d.entries.length})`),
+        el('div', { class: 'table-wrap' }, el('table', { class: 'data compact' },
+          el('thead', {}, el('tr', {}, el('th', {}, 'name'), el('th', {}, 'shape'), el('th', {}, 'dtype'), el('th', {}, 'became'))),
+          el('tbody', {}, d.entries.map((e) => el('tr', { dataset: { kind: e.kind } },
+            el('td', { class: 'mono' }, e.op ? `${e.name} (${e.op})` : e.name), el('td', { class: 'mono' }, JSON.stringify(e.shape)),
+            el('td', {}, e.dtype), el('td', {}, outcome(e)))))))));
+    }
+    replace(box, ...parts);
+  }
+
   renderTopK() {
     const r = this.report;
     const chips = (list, other) =>
       list.map((c) => el('span', { class: `cand${other.some((o) => o.id === c.id) ? '' : ' only'}`, title: `logit ${c.logit}, p ${c.prob}` },
         el('span', { class: 'mono' }, this.tokenLabel(c.id)), el('span', { class: 'muted' }, ` ${(c.prob * 100).toFixed(1)}%`)));
     const rows = r.top_k.map((t, i) =>
-      el('tr', { dataset: { position: i } },
-        el('td', { class: 'num' }, i),
+      el('tr', { dataset: { position: t.position } },
+        el('td', { class: 'num' }, t.position),
         el('td', { class: 'mono' }, this.tokenLabel(t.token)),
         el('td', {}, el('div', { class: 'candidates' }, chips(t.a, t.b))),
         el('td', {}, el('div', { class: 'candidates' }, chips(t.b, t.a))),
         el('td', { class: 'num' }, num(r.logits[i]?.kld ?? 0))));
-    replace($('#topk tbody', this.root), rows);
+    replace($('#topk tbody', this.root), rows.length ? rows : el('tr', {}, el('td', { colspan: 5, class: 'muted' }, r.logits_note || 'No logits to compare.')));
   }
 
   drawCharts() {
@@ -163,6 +238,8 @@ export class Results {
     const diffs = this.diffs();
     const cells = new Map();
     const order = [];
+    const everywhere = new Set();
+    for (const d of diffs) everywhere.add(d.layer === null ? `g|${d.stage}` : `${d.layer}|${d.stage}`);
     for (const d of diffs) {
       if (this.view.position !== null && d.position !== this.view.position) continue;
       const key = d.layer === null ? `g|${d.stage}` : `${d.layer}|${d.stage}`;
@@ -172,11 +249,15 @@ export class Results {
       const better = !old || CLASS_RANK[d.class] > CLASS_RANK[old.cls] || (d.class === old.cls && (v ?? -99) > (old.v ?? -99));
       if (better) cells.set(key, { cls: d.class, v, position: d.position });
     }
-    const rows = [
-      ...order.filter((o) => o.global && o.stage === 'tok_embd'),
-      ...order.filter((o) => !o.global),
-      ...order.filter((o) => o.global && o.stage !== 'tok_embd'),
-    ].map((o) => ({ ...o, label: o.stage }));
+    // Gaps: stages a dump lacks, and (at one position) stages it lacks there.
+    for (const m of this.missing) {
+      const key = m.layer === null ? `g|${m.stage}` : `${m.layer}|${m.stage}`;
+      if (!cells.has(key)) cells.set(key, { cls: 'missing', v: null });
+      if (!order.some((o) => o.stage === m.stage && o.global === (m.layer === null))) order.push({ stage: m.stage, global: m.layer === null });
+    }
+    for (const key of everywhere) if (!cells.has(key)) cells.set(key, { cls: 'absent', v: null });
+    const rank = (o) => STAGES.indexOf(o.stage) + (o.global && o.stage !== 'tok_embd' ? 100 : 0);
+    const rows = [...order].sort((x, y) => rank(x) - rank(y)).map((o) => ({ ...o, label: o.stage }));
     this.cells = cells;
     this.rows = rows;
     const sel = this.selectedId();
@@ -184,6 +265,7 @@ export class Results {
     this.hit = drawHeatmap(canvas, { rows, layers: this.layers, cells, selected: sel });
     canvas.dataset.cells = String(cells.size);
     canvas.dataset.diverged = String([...cells.values()].filter((c) => c.cls === 'diverged').length);
+    canvas.dataset.gaps = String([...cells.values()].filter((c) => c.cls === 'missing' || c.cls === 'absent').length);
   }
 
   selectedId() {
@@ -224,7 +306,15 @@ export class Results {
   async inspect() {
     const name = this.view.stage;
     const diffs = this.diffs().filter((d) => d.name === name);
-    if (!diffs.length) return;
+    if (!diffs.length) {
+      const missing = this.missing.some((m) => stageName(m.layer, m.stage) === name);
+      $('#inspect-title', this.root).textContent = `${name}: not compared${missing ? ' (not in the dump)' : ''}`;
+      replace($('#inspect-metrics tbody', this.root));
+      replace($('#inspect-worst tbody', this.root));
+      $('#overlay-chart', this.root).replaceChildren();
+      $('#diff-histogram', this.root).replaceChildren();
+      return;
+    }
     const d = this.view.position !== null
       ? diffs.find((x) => x.position === this.view.position) ?? diffs[0]
       : diffs.reduce((w, x) => (CLASS_RANK[x.class] > CLASS_RANK[w.class] || (x.class === w.class && x.max_abs > w.max_abs) ? x : w));
@@ -234,7 +324,7 @@ export class Results {
       ['class', d.class],
       ['max |B − A|', `${num(d.max_abs)} at index ${d.argmax ?? '—'}`],
       ['noise threshold', `${num(d.threshold)} = ${this.report.tolerances.noise_multiple} × max(${num(d.noise_a)}, ${num(d.noise_b)}) + floor`],
-      ['noise A / B', `${num(d.noise_a)} / ${num(d.noise_b)} (each path vs its f64 twin)`],
+      ['noise A / B', `${num(d.noise_a)} / ${num(d.noise_b)} (${this.noiseSource()})`],
       ['mean |B − A|', num(d.mean_abs)],
       ['RMSE', num(d.rmse)],
       ['relative L2', typeof d.rel_l2 === 'number' ? num(d.rel_l2) : d.rel_l2],
@@ -245,6 +335,7 @@ export class Results {
       ['NaN / Inf (A, B)', `${d.nan_a}/${d.inf_a}, ${d.nan_b}/${d.inf_b}`],
     ];
     if (d.note) metrics.push(['note', d.note]);
+    if (d.of) metrics.push(['compared', `${d.n} of ${d.of} values (the others are not in the dump)`]);
     replace($('#inspect-metrics tbody', this.root), metrics.map(([k, v]) => el('tr', {}, el('th', { scope: 'row' }, k), el('td', {}, String(v)))));
     let values;
     try {

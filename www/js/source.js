@@ -7,10 +7,12 @@ import { bytes } from './format.js';
 const SYNTH_FIELDS = ['arch', 'vocab', 'hidden', 'heads', 'kv_heads', 'head_dim', 'ffn', 'layers', 'rope_base', 'eps', 'type', 'tied', 'seed'];
 
 export class SourcePanel {
-  /** `onLoad(source)` with source `{synth: text}`, `{file: File}` or `{url: text}`. */
-  constructor(root, { onLoad }) {
+  /** `onLoad(source)` with source `{synth: text}`, `{file: File}` or `{url: text}`;
+   * `onDrop(files)` receives files dropped anywhere on the page (a model, or dumps). */
+  constructor(root, { onLoad, onDrop }) {
     this.root = root;
     this.onLoad = onLoad;
+    this.onDrop = onDrop ?? ((files) => files[0] && onLoad({ file: files[0] }));
     for (const tab of root.querySelectorAll('[role=tab]')) tab.addEventListener('click', () => this.showTab(tab.id));
     const form = $('#synth-form', root);
     form.dist_kind.addEventListener('change', () => this.showDist());
@@ -47,9 +49,18 @@ export class SourcePanel {
         if (type === 'drop' || e.target === document.documentElement) $('#dropzone', root).classList.remove('over');
       });
     }
-    document.addEventListener('drop', (e) => {
+    // On the model's drop zone a file is the model, whatever it is (a wrong one gets the GGUF
+    // reader's error); anywhere else the page decides (a GGUF is a model, anything else a dump).
+    $('#dropzone', root).addEventListener('drop', (e) => {
+      e.preventDefault();
+      e.stopPropagation();
+      $('#dropzone', root).classList.remove('over');
       const file = e.dataTransfer && e.dataTransfer.files[0];
       if (file) this.onLoad({ file });
+    });
+    document.addEventListener('drop', (e) => {
+      const files = e.dataTransfer ? [...e.dataTransfer.files] : [];
+      if (files.length) this.onDrop(files);
     });
   }
 
