@@ -4,7 +4,7 @@
 //! Transcendental functions come from the pure-Rust `libm` crate, so a result is the same bits on
 //! every platform (native and wasm), not whatever the system's math library rounds to.
 
-use crate::ops::dot::{dot_f32, dot_f64};
+use crate::ops::dot::{dot4_f32, dot_f32, dot_f64};
 use crate::path::Precision;
 use crate::trace::Values;
 use std::fmt::Debug;
@@ -42,6 +42,12 @@ pub trait Float:
     fn dot(a: &[Self], b: &[Self], accumulate: Precision) -> Self;
     /// `sum w[i] * x[i]` for a row of decoded weights `w`, accumulated like [`Float::dot`].
     fn dot_weights(w: &[f32], x: &[Self], accumulate: Precision) -> Self;
+    /// `outs[t] = dot_weights(w, xs[t * n..(t + 1) * n])` for every position `t` (`n = w.len()`).
+    fn dot_positions(w: &[f32], xs: &[Self], outs: &mut [Self], accumulate: Precision) {
+        for (o, x) in outs.iter_mut().zip(xs.chunks_exact(w.len().max(1))) {
+            *o = Self::dot_weights(w, x, accumulate);
+        }
+    }
     /// A copy for a trace.
     fn values(x: &[Self]) -> Values;
 }
@@ -88,6 +94,27 @@ impl Float for f32 {
     #[inline]
     fn dot_weights(w: &[f32], x: &[f32], accumulate: Precision) -> f32 {
         Self::dot(w, x, accumulate)
+    }
+    fn dot_positions(w: &[f32], xs: &[f32], outs: &mut [f32], accumulate: Precision) {
+        let n = w.len().max(1);
+        if accumulate == Precision::F64 {
+            for (o, x) in outs.iter_mut().zip(xs.chunks_exact(n)) {
+                *o = dot_f64(w, x) as f32;
+            }
+            return;
+        }
+        // Four positions per pass over the row: the row is loaded once for four sums.
+        let mut fours = outs.chunks_exact_mut(4).zip(xs.chunks_exact(4 * n));
+        for (o, x) in &mut fours {
+            let (x0, rest) = x.split_at(n);
+            let (x1, rest) = rest.split_at(n);
+            let (x2, x3) = rest.split_at(n);
+            o.copy_from_slice(&dot4_f32(w, [x0, x1, x2, x3]));
+        }
+        let done = outs.len() / 4 * 4;
+        for (o, x) in outs[done..].iter_mut().zip(xs[done * n..].chunks_exact(n)) {
+            *o = dot_f32(w, x);
+        }
     }
     fn values(x: &[f32]) -> Values {
         Values::F32(x.to_vec())

@@ -17,11 +17,11 @@
 use crate::arch::Arch;
 use crate::float::Float;
 use crate::model::{Config, Model};
-use crate::ops::matvec::{embedding_row, matvec, DenseCache};
+use crate::ops::matvec::{embedding_row, matmul, DenseCache};
 use crate::ops::{rmsnorm, rope, rope_tables, silu, softmax};
 use crate::path::{AttnScale, Bos, HeadDim, PathSpec, Precision, QkvBias, RopePairing, Softmax};
 use crate::tokenizer::EncodeOptions;
-use crate::trace::{Stage, StageId, Trace};
+use crate::trace::{Capture, Stage, StageId, StageStats, Trace};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -130,6 +130,77 @@ pub fn forward(
     }
 }
 
+/// A run that goes on: feed the prompt, then one token at a time (decoding), keeping what
+/// `capture` says. [`forward`] is a `Runner` fed the whole prompt at once.
+pub struct Runner<'m> {
+    state: Either<'m>,
+}
+
+enum Either<'m> {
+    F32(State<'m, 'static, f32>),
+    F64(State<'m, 'static, f64>),
+}
+
+impl<'m> Runner<'m> {
+    /// A runner for `path` on `model` (no tokens yet).
+    ///
+    /// # Errors
+    /// The path cannot run this model (e.g. its head size does not fit the weights).
+    pub fn new(model: &'m Model<'m>, path: &PathSpec, capture: Capture) -> Result<Runner<'m>> {
+        let state = match path.precision {
+            Precision::F64 => Either::F64(State::new(model, path, capture, None)?),
+            Precision::F32 => Either::F32(State::new(model, path, capture, None)?),
+        };
+        Ok(Runner { state })
+    }
+
+    /// Run `tokens` (ids, used as given) at the next positions.
+    ///
+    /// # Errors
+    /// No tokens, an id outside the vocabulary, or more positions than the model's context.
+    pub fn feed(&mut self, tokens: &[u32]) -> Result<()> {
+        match &mut self.state {
+            Either::F32(s) => s.feed(tokens),
+            Either::F64(s) => s.feed(tokens),
+        }
+    }
+
+    /// The logits after the last token fed (empty before any).
+    pub fn logits(&self) -> Vec<f32> {
+        match &self.state {
+            Either::F32(s) => s.last_logits.clone(),
+            Either::F64(s) => s.last_logits.iter().map(|&x| x as f32).collect(),
+        }
+    }
+
+    /// The most likely next token (greedy decoding; the lowest id on ties).
+    pub fn argmax(&self) -> Option<u32> {
+        let logits = self.logits();
+        let best = logits.iter().enumerate().reduce(|b, x| if x.1.total_cmp(b.1).is_gt() { x } else { b });
+        best.map(|(i, _)| i as u32)
+    }
+
+    /// Positions run so far.
+    pub fn positions(&self) -> usize {
+        self.trace().tokens.len()
+    }
+
+    /// What was recorded so far.
+    pub fn trace(&self) -> &Trace {
+        match &self.state {
+            Either::F32(s) => &s.rec.trace,
+            Either::F64(s) => &s.rec.trace,
+        }
+    }
+
+    pub fn into_trace(self) -> Trace {
+        match self.state {
+            Either::F32(s) => s.rec.trace,
+            Either::F64(s) => s.rec.trace,
+        }
+    }
+}
+
 /// A path's conventions resolved against one model: plain numbers and choices.
 struct Plan<F> {
     head_dim: usize,
@@ -188,15 +259,28 @@ impl<F: Float> Plan<F> {
     }
 }
 
-/// Records each stage, then injects the reference's values where the isolation mode says.
-struct Recorder<'t, 'r> {
-    trace: &'t mut Trace,
+/// Records each stage (values, statistics or nothing, as the trace's capture says), then injects
+/// the reference's values where the isolation mode says.
+struct Recorder<'r> {
+    trace: Trace,
     inject: Option<Injection<'r>>,
 }
 
-impl Recorder<'_, '_> {
-    fn stage<F: Float>(&mut self, id: StageId, pos: usize, x: &mut [F]) -> Result<()> {
-        self.trace.record(id, pos, F::values(x));
+impl Recorder<'_> {
+    /// Stage `id` for positions `first..`: `xs` holds one vector of `n` values per position.
+    fn stage<F: Float>(&mut self, id: StageId, first: usize, xs: &mut [F], n: usize) -> Result<()> {
+        for (i, x) in xs.chunks_exact_mut(n.max(1)).enumerate() {
+            self.one(id, first + i, x)?;
+        }
+        Ok(())
+    }
+
+    fn one<F: Float>(&mut self, id: StageId, pos: usize, x: &mut [F]) -> Result<()> {
+        if self.trace.keeps_values(id) {
+            self.trace.record(id, pos, F::values(x));
+        } else if self.trace.keeps_stats(id) {
+            self.trace.record_stats(id, pos, StageStats::of(x.iter().map(|v| v.to_f64())));
+        }
         if let Some(Injection { reference, mode }) = self.inject {
             if mode.covers(id.stage) {
                 let r = reference.get(id, pos).ok_or_else(|| {
@@ -218,12 +302,16 @@ impl Recorder<'_, '_> {
     }
 }
 
-fn check_tokens(c: &Config, tokens: &[u32]) -> Result<()> {
+fn check_tokens(c: &Config, done: usize, tokens: &[u32]) -> Result<()> {
     if tokens.is_empty() {
         return Err(Error::input("no tokens to run"));
     }
-    if tokens.len() > c.context {
-        return Err(Error::input(format!("{} tokens exceed the model's context length {}", tokens.len(), c.context)));
+    if done + tokens.len() > c.context {
+        return Err(Error::input(format!(
+            "{} tokens exceed the model's context length {}",
+            done + tokens.len(),
+            c.context
+        )));
     }
     if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.vocab) {
         return Err(Error::input(format!(
@@ -236,150 +324,211 @@ fn check_tokens(c: &Config, tokens: &[u32]) -> Result<()> {
 }
 
 fn run<F: Float>(model: &Model<'_>, path: &PathSpec, tokens: &[u32], inject: Option<Injection<'_>>) -> Result<Trace> {
-    let (c, w) = (&model.config, &model.weights);
-    check_tokens(c, tokens)?;
-    let plan = Plan::<F>::new(model, path)?;
-    let (hd, nh, nkv) = (plan.head_dim, c.heads, c.kv_heads);
-    let group = nh / nkv; // query heads per KV head (GQA)
-    let (proj, acc, placement) = (path.projection, plan.acc, path.eps_placement);
+    let mut state = State::<F>::new(model, path, Capture::Full, inject)?;
+    state.feed(tokens)?;
+    Ok(state.rec.trace)
+}
 
-    let mut trace = Trace::for_run(tokens.to_vec(), nh);
-    let mut rec = Recorder { trace: &mut trace, inject };
-    let mut dense = DenseCache::default();
-    // KV cache per layer: one post-RoPE key and one value vector per position.
-    let mut cache_k: Vec<Vec<Vec<F>>> = vec![Vec::with_capacity(tokens.len()); c.layers];
-    let mut cache_v: Vec<Vec<Vec<F>>> = vec![Vec::with_capacity(tokens.len()); c.layers];
-    let zeros = |n: usize| vec![F::ZERO; n];
+/// A run in progress: the KV cache and the trace so far. Tokens are fed in batches (the prompt,
+/// then one token per decoding step); a batch goes through each layer together, so a weight row is
+/// read once per batch, and every value is the bits a position-by-position run gives.
+struct State<'m, 'r, F> {
+    model: &'m Model<'m>,
+    path: PathSpec,
+    plan: Plan<F>,
+    rec: Recorder<'r>,
+    dense: DenseCache,
+    /// Per layer, post-RoPE keys and the values of every position so far, `[pos][kv * hd]`.
+    cache_k: Vec<Vec<F>>,
+    cache_v: Vec<Vec<F>>,
+    /// The last position's logits.
+    last_logits: Vec<F>,
+}
 
-    for (pos, &token) in tokens.iter().enumerate() {
-        // Embedding: row `token` of token_embd.                                     [hidden]
-        let mut x: Vec<F> = embedding_row(&w.token_embd, token as usize)?;
-        rec.stage(StageId::global(Stage::TokEmbd), pos, &mut x)?;
-        let (cos, sin) = rope_tables::<F>(pos, hd, plan.rope_base);
+impl<'m, 'r, F: Float> State<'m, 'r, F> {
+    fn new(model: &'m Model<'m>, path: &PathSpec, capture: Capture, inject: Option<Injection<'r>>) -> Result<Self> {
+        let plan = Plan::<F>::new(model, path)?;
+        let c = &model.config;
+        Ok(State {
+            model,
+            path: path.clone(),
+            plan,
+            rec: Recorder { trace: Trace::with_capture(Vec::new(), c.heads, capture), inject },
+            dense: DenseCache::default(),
+            cache_k: vec![Vec::new(); c.layers],
+            cache_v: vec![Vec::new(); c.layers],
+            last_logits: Vec::new(),
+        })
+    }
+
+    /// Run `tokens` at the next positions and record every stage.
+    fn feed(&mut self, tokens: &[u32]) -> Result<()> {
+        let (model, path, plan) = (self.model, &self.path, &self.plan);
+        let (c, w) = (&model.config, &model.weights);
+        let p0 = self.rec.trace.tokens.len();
+        check_tokens(c, p0, tokens)?;
+        self.rec.trace.tokens.extend_from_slice(tokens);
+        let n = tokens.len();
+        let (hd, nh, nkv) = (plan.head_dim, c.heads, c.kv_heads);
+        let group = nh / nkv; // query heads per KV head (GQA)
+        let (proj, acc, placement) = (path.projection, plan.acc, path.eps_placement);
+        let (qn, kvn) = (nh * hd, nkv * hd);
+        let rec = &mut self.rec;
+        let dense = &mut self.dense;
+        let zeros = |len: usize| vec![F::ZERO; len];
+        let tables: Vec<(Vec<F>, Vec<F>)> = (p0..p0 + n).map(|p| rope_tables::<F>(p, hd, plan.rope_base)).collect();
+
+        // Embedding: row `token` of token_embd.                                     [n, hidden]
+        let mut x = Vec::with_capacity(n * c.hidden);
+        for &token in tokens {
+            x.extend(embedding_row::<F>(&w.token_embd, token as usize)?);
+        }
+        rec.stage(StageId::global(Stage::TokEmbd), p0, &mut x, c.hidden)?;
 
         for (l, layer) in w.layers.iter().enumerate() {
             let id = |stage| StageId::layer(l, stage);
 
-            // 1. Attention RMSNorm.                                                  [hidden]
-            let mut xn = zeros(c.hidden);
-            rmsnorm(&mut xn, &x, &layer.attn_norm, plan.eps, placement, acc);
-            rec.stage(id(Stage::AttnNorm), pos, &mut xn)?;
+            // 1. Attention RMSNorm.                                                  [n, hidden]
+            let mut xn = zeros(n * c.hidden);
+            for (o, xi) in xn.chunks_exact_mut(c.hidden).zip(x.chunks_exact(c.hidden)) {
+                rmsnorm(o, xi, &layer.attn_norm, plan.eps, placement, acc);
+            }
+            rec.stage(id(Stage::AttnNorm), p0, &mut xn, c.hidden)?;
 
-            // 2. Projections q = Wq xn, k = Wk xn, v = Wv xn (+ Qwen2 biases).   [heads * hd], [kv * hd]
-            let mut q = zeros(nh * hd);
-            let mut k = zeros(nkv * hd);
-            let mut v = zeros(nkv * hd);
-            matvec(&mut q, &layer.wq, &xn, proj, acc, &mut dense)?;
-            matvec(&mut k, &layer.wk, &xn, proj, acc, &mut dense)?;
-            matvec(&mut v, &layer.wv, &xn, proj, acc, &mut dense)?;
+            // 2. Projections q = Wq xn, k = Wk xn, v = Wv xn (+ Qwen2 biases).   [n, heads * hd], [n, kv * hd]
+            let mut q = zeros(n * qn);
+            let mut k = zeros(n * kvn);
+            let mut v = zeros(n * kvn);
+            matmul(&mut q, &layer.wq, &xn, proj, acc, dense)?;
+            matmul(&mut k, &layer.wk, &xn, proj, acc, dense)?;
+            matmul(&mut v, &layer.wv, &xn, proj, acc, dense)?;
             if path.qkv_bias == QkvBias::Apply {
                 for (out, bias) in [(&mut q, &layer.bq), (&mut k, &layer.bk), (&mut v, &layer.bv)] {
                     if let Some(b) = bias {
-                        out.iter_mut().zip(b).for_each(|(o, &bi)| *o += F::from_f32(bi));
+                        for row in out.chunks_exact_mut(b.len().max(1)) {
+                            row.iter_mut().zip(b).for_each(|(o, &bi)| *o += F::from_f32(bi));
+                        }
                     }
                 }
             }
-            rec.stage(id(Stage::Q), pos, &mut q)?;
-            rec.stage(id(Stage::K), pos, &mut k)?;
-            rec.stage(id(Stage::V), pos, &mut v)?;
+            rec.stage(id(Stage::Q), p0, &mut q, qn)?;
+            rec.stage(id(Stage::K), p0, &mut k, kvn)?;
+            rec.stage(id(Stage::V), p0, &mut v, kvn)?;
 
             // 3. Qwen3: RMSNorm of each head of q and k (one weight of length hd for all heads).
             if let (Some(qw), Some(kw)) = (&layer.q_norm, &layer.k_norm) {
-                for (vec, weight, stage) in [(&mut q, qw, Stage::QNormed), (&mut k, kw, Stage::KNormed)] {
+                for (vec, weight, stage, len) in [(&mut q, qw, Stage::QNormed, qn), (&mut k, kw, Stage::KNormed, kvn)] {
                     for head in vec.chunks_exact_mut(hd) {
                         let input = head.to_vec();
                         rmsnorm(head, &input, weight, plan.qk_eps, placement, acc);
                     }
-                    rec.stage(id(stage), pos, vec)?;
+                    rec.stage(id(stage), p0, vec, len)?;
                 }
             }
 
-            // 4. RoPE on every head of q and k (position 0 is the identity).
-            for head in q.chunks_exact_mut(hd).chain(k.chunks_exact_mut(hd)) {
-                rope(head, &cos, &sin, plan.pairing);
+            // 4. RoPE on every head of q and k at each position (position 0 is the identity).
+            for (i, (cos, sin)) in tables.iter().enumerate() {
+                let heads = q[i * qn..(i + 1) * qn].chunks_exact_mut(hd);
+                for head in heads.chain(k[i * kvn..(i + 1) * kvn].chunks_exact_mut(hd)) {
+                    rope(head, cos, sin, plan.pairing);
+                }
             }
-            rec.stage(id(Stage::QRope), pos, &mut q)?;
-            rec.stage(id(Stage::KRope), pos, &mut k)?;
+            rec.stage(id(Stage::QRope), p0, &mut q, qn)?;
+            rec.stage(id(Stage::KRope), p0, &mut k, kvn)?;
 
             // 5. KV cache: post-RoPE keys and values of every position so far.
-            cache_k[l].push(k);
-            cache_v[l].push(v);
-            let (keys, values) = (&cache_k[l], &cache_v[l]);
-            let n_keys = pos + 1;
+            self.cache_k[l].extend_from_slice(&k);
+            self.cache_v[l].extend_from_slice(&v);
+            let (keys, values) = (&self.cache_k[l], &self.cache_v[l]);
 
-            // 6. Scores: head h reads KV head h / group; scaled by 1/sqrt(hd).      [heads, pos + 1]
-            let mut kq = zeros(nh * n_keys);
-            for h in 0..nh {
-                let g = h / group;
-                let mut qh = q[h * hd..(h + 1) * hd].to_vec();
-                if path.attn_scale == AttnScale::OnQuery {
-                    qh.iter_mut().for_each(|x| *x = *x * plan.scale);
-                }
-                for (u, key) in keys.iter().enumerate() {
-                    let mut s = F::dot(&qh, &key[g * hd..(g + 1) * hd], acc);
-                    if path.attn_scale == AttnScale::OnScores {
-                        s = s * plan.scale;
+            // 6-8. Attention, one query position at a time: it sees keys 0..=pos (causal).
+            let mut kqv = zeros(n * qn);
+            for i in 0..n {
+                let pos = p0 + i;
+                let n_keys = pos + 1;
+
+                // 6. Scores: head h reads KV head h / group; scaled by 1/sqrt(hd).    [heads, pos + 1]
+                let mut kq = zeros(nh * n_keys);
+                for h in 0..nh {
+                    let g = h / group;
+                    let mut qh = q[i * qn + h * hd..i * qn + (h + 1) * hd].to_vec();
+                    if path.attn_scale == AttnScale::OnQuery {
+                        qh.iter_mut().for_each(|x| *x = *x * plan.scale);
                     }
-                    kq[h * n_keys + u] = s;
+                    for (u, key) in keys.chunks_exact(kvn).take(n_keys).enumerate() {
+                        let mut s = F::dot(&qh, &key[g * hd..(g + 1) * hd], acc);
+                        if path.attn_scale == AttnScale::OnScores {
+                            s = s * plan.scale;
+                        }
+                        kq[h * n_keys + u] = s;
+                    }
                 }
-            }
-            rec.stage(id(Stage::Kq), pos, &mut kq)?;
+                rec.one(id(Stage::Kq), pos, &mut kq)?;
 
-            // 7. Softmax over the keys (causal: only keys up to this position exist).
-            for row in kq.chunks_exact_mut(n_keys) {
-                softmax(row, path.softmax == Softmax::MaxSubtracted, acc);
-            }
-            rec.stage(id(Stage::KqSoftmax), pos, &mut kq)?;
-
-            // 8. Weighted sum of the values, heads merged.                            [heads * hd]
-            let mut kqv = zeros(nh * hd);
-            for h in 0..nh {
-                let g = h / group;
-                let p = &kq[h * n_keys..(h + 1) * n_keys];
-                for d in 0..hd {
-                    let column: Vec<F> = values.iter().map(|v| v[g * hd + d]).collect();
-                    kqv[h * hd + d] = F::dot(p, &column, acc);
+                // 7. Softmax over the keys.
+                for row in kq.chunks_exact_mut(n_keys) {
+                    softmax(row, path.softmax == Softmax::MaxSubtracted, acc);
                 }
-            }
-            rec.stage(id(Stage::Kqv), pos, &mut kqv)?;
+                rec.one(id(Stage::KqSoftmax), pos, &mut kq)?;
 
-            // 9. Output projection and the first residual.                             [hidden]
-            let mut attn_out = zeros(c.hidden);
-            matvec(&mut attn_out, &layer.wo, &kqv, proj, acc, &mut dense)?;
-            rec.stage(id(Stage::AttnOut), pos, &mut attn_out)?;
+                // 8. Weighted sum of the values, heads merged.                          [heads * hd]
+                let out = &mut kqv[i * qn..(i + 1) * qn];
+                let mut column = zeros(n_keys);
+                for h in 0..nh {
+                    let g = h / group;
+                    let p = &kq[h * n_keys..(h + 1) * n_keys];
+                    for d in 0..hd {
+                        for (c, value) in column.iter_mut().zip(values.chunks_exact(kvn)) {
+                            *c = value[g * hd + d];
+                        }
+                        out[h * hd + d] = F::dot(p, &column, acc);
+                    }
+                }
+                rec.one(id(Stage::Kqv), pos, out)?;
+            }
+
+            // 9. Output projection and the first residual.                             [n, hidden]
+            let mut attn_out = zeros(n * c.hidden);
+            matmul(&mut attn_out, &layer.wo, &kqv, proj, acc, dense)?;
+            rec.stage(id(Stage::AttnOut), p0, &mut attn_out, c.hidden)?;
             let mut ffn_inp: Vec<F> = x.iter().zip(&attn_out).map(|(&a, &b)| a + b).collect();
-            rec.stage(id(Stage::FfnInp), pos, &mut ffn_inp)?;
+            rec.stage(id(Stage::FfnInp), p0, &mut ffn_inp, c.hidden)?;
 
-            // 10. FFN RMSNorm, then SwiGLU: down(silu(gate(x)) * up(x)).                [ffn] -> [hidden]
-            let mut fx = zeros(c.hidden);
-            rmsnorm(&mut fx, &ffn_inp, &layer.ffn_norm, plan.eps, placement, acc);
-            rec.stage(id(Stage::FfnNorm), pos, &mut fx)?;
-            let mut gate = zeros(c.ffn);
-            let mut up = zeros(c.ffn);
-            matvec(&mut gate, &layer.w_gate, &fx, proj, acc, &mut dense)?;
-            matvec(&mut up, &layer.w_up, &fx, proj, acc, &mut dense)?;
-            rec.stage(id(Stage::FfnGate), pos, &mut gate)?;
-            rec.stage(id(Stage::FfnUp), pos, &mut up)?;
+            // 10. FFN RMSNorm, then SwiGLU: down(silu(gate(x)) * up(x)).              [n, ffn] -> [n, hidden]
+            let mut fx = zeros(n * c.hidden);
+            for (o, xi) in fx.chunks_exact_mut(c.hidden).zip(ffn_inp.chunks_exact(c.hidden)) {
+                rmsnorm(o, xi, &layer.ffn_norm, plan.eps, placement, acc);
+            }
+            rec.stage(id(Stage::FfnNorm), p0, &mut fx, c.hidden)?;
+            let mut gate = zeros(n * c.ffn);
+            let mut up = zeros(n * c.ffn);
+            matmul(&mut gate, &layer.w_gate, &fx, proj, acc, dense)?;
+            matmul(&mut up, &layer.w_up, &fx, proj, acc, dense)?;
+            rec.stage(id(Stage::FfnGate), p0, &mut gate, c.ffn)?;
+            rec.stage(id(Stage::FfnUp), p0, &mut up, c.ffn)?;
             let mut act: Vec<F> = gate.iter().map(|&g| silu(g)).collect();
-            rec.stage(id(Stage::FfnSilu), pos, &mut act)?;
+            rec.stage(id(Stage::FfnSilu), p0, &mut act, c.ffn)?;
             act.iter_mut().zip(&up).for_each(|(a, &u)| *a = *a * u);
-            rec.stage(id(Stage::FfnAct), pos, &mut act)?;
-            let mut ffn_out = zeros(c.hidden);
-            matvec(&mut ffn_out, &layer.w_down, &act, proj, acc, &mut dense)?;
-            rec.stage(id(Stage::FfnOut), pos, &mut ffn_out)?;
+            rec.stage(id(Stage::FfnAct), p0, &mut act, c.ffn)?;
+            let mut ffn_out = zeros(n * c.hidden);
+            matmul(&mut ffn_out, &layer.w_down, &act, proj, acc, dense)?;
+            rec.stage(id(Stage::FfnOut), p0, &mut ffn_out, c.hidden)?;
 
             // 11. Second residual: the layer's output is the next layer's input.
             x = ffn_inp.iter().zip(&ffn_out).map(|(&a, &b)| a + b).collect();
-            rec.stage(id(Stage::LOut), pos, &mut x)?;
+            rec.stage(id(Stage::LOut), p0, &mut x, c.hidden)?;
         }
 
-        // Final RMSNorm and the output projection (the embedding when tied).          [vocab]
-        let mut xn = zeros(c.hidden);
-        rmsnorm(&mut xn, &x, &w.output_norm, plan.eps, placement, acc);
-        rec.stage(StageId::global(Stage::ResultNorm), pos, &mut xn)?;
-        let mut logits = zeros(c.vocab);
-        matvec(&mut logits, &w.output, &xn, proj, acc, &mut dense)?;
-        rec.stage(StageId::global(Stage::ResultOutput), pos, &mut logits)?;
+        // Final RMSNorm and the output projection (the embedding when tied).          [n, vocab]
+        let mut xn = zeros(n * c.hidden);
+        for (o, xi) in xn.chunks_exact_mut(c.hidden).zip(x.chunks_exact(c.hidden)) {
+            rmsnorm(o, xi, &w.output_norm, plan.eps, placement, acc);
+        }
+        rec.stage(StageId::global(Stage::ResultNorm), p0, &mut xn, c.hidden)?;
+        let mut logits = zeros(n * c.vocab);
+        matmul(&mut logits, &w.output, &xn, proj, acc, dense)?;
+        rec.stage(StageId::global(Stage::ResultOutput), p0, &mut logits, c.vocab)?;
+        self.last_logits = logits.split_off((n - 1) * c.vocab);
+        Ok(())
     }
-    Ok(trace)
 }

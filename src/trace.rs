@@ -172,6 +172,76 @@ impl Values {
     }
 }
 
+/// How much of a run a trace keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capture {
+    /// Every value of every stage: what comparisons, dumps and the inspector need.
+    #[default]
+    Full,
+    /// Summary statistics per stage and position ([`StageStats`]), plus the logits.
+    Stats,
+    /// The logits only.
+    Off,
+}
+
+impl Capture {
+    pub const ALL: [Capture; 3] = [Capture::Full, Capture::Stats, Capture::Off];
+    pub fn name(self) -> &'static str {
+        match self {
+            Capture::Full => "full",
+            Capture::Stats => "stats",
+            Capture::Off => "off",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<Capture> {
+        Capture::ALL.into_iter().find(|c| c.name() == s)
+    }
+}
+
+/// A stage's values at one position, summarised (capture `stats`). Non-finite values are counted
+/// and left out of the other statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StageStats {
+    pub len: usize,
+    pub min: f64,
+    pub max: f64,
+    pub mean: f64,
+    /// Root mean square.
+    pub rms: f64,
+    /// NaN and infinite values.
+    pub non_finite: usize,
+    /// Index of the first non-finite value.
+    pub first_non_finite: Option<usize>,
+}
+
+impl StageStats {
+    pub fn of(values: impl IntoIterator<Item = f64>) -> StageStats {
+        let (mut min, mut max, mut sum, mut sq, mut len, mut finite) =
+            (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0.0, 0, 0);
+        let mut first_non_finite = None;
+        let mut non_finite = 0;
+        for (i, v) in values.into_iter().enumerate() {
+            len += 1;
+            if !v.is_finite() {
+                non_finite += 1;
+                first_non_finite.get_or_insert(i);
+                continue;
+            }
+            finite += 1;
+            min = min.min(v);
+            max = max.max(v);
+            sum += v;
+            sq += v * v;
+        }
+        let n = finite.max(1) as f64;
+        if finite == 0 {
+            (min, max) = (f64::NAN, f64::NAN);
+        }
+        StageStats { len, min, max, mean: sum / n, rms: (sq / n).sqrt(), non_finite, first_non_finite }
+    }
+}
+
 /// Everything a forward pass recorded.
 #[derive(Debug, Clone, Default)]
 pub struct Trace {
@@ -186,6 +256,10 @@ pub struct Trace {
     /// The elements that are known, where not all are (an imported dump that printed only some,
     /// or lacks some positions: an empty list).
     known: HashMap<(StageId, usize), Vec<usize>>,
+    /// What the run kept.
+    pub capture: Capture,
+    /// Per stage, per position, with capture `stats`.
+    stats: HashMap<StageId, Vec<StageStats>>,
 }
 
 impl Trace {
@@ -196,6 +270,39 @@ impl Trace {
     /// An empty trace for a run of `tokens` with `heads` attention heads.
     pub fn for_run(tokens: Vec<u32>, heads: usize) -> Trace {
         Trace { tokens, heads, ..Trace::default() }
+    }
+
+    /// An empty trace that keeps what `capture` says.
+    pub fn with_capture(tokens: Vec<u32>, heads: usize, capture: Capture) -> Trace {
+        Trace { tokens, heads, capture, ..Trace::default() }
+    }
+
+    /// Whether the values of stage `id` are kept (the logits always are).
+    pub fn keeps_values(&self, id: StageId) -> bool {
+        self.capture == Capture::Full || id.stage == Stage::ResultOutput
+    }
+
+    /// Whether statistics of stage `id` are kept.
+    pub fn keeps_stats(&self, id: StageId) -> bool {
+        self.capture == Capture::Stats && id.stage != Stage::ResultOutput
+    }
+
+    /// Record the summary of stage `id` at position `pos` (capture `stats`; positions in order).
+    pub fn record_stats(&mut self, id: StageId, pos: usize, stats: StageStats) {
+        let slot = self.stats.entry(id).or_insert_with(|| {
+            self.order.push(id);
+            Vec::new()
+        });
+        if slot.len() == pos {
+            slot.push(stats);
+        } else if let Some(v) = slot.get_mut(pos) {
+            *v = stats;
+        }
+    }
+
+    /// The summaries of stage `id`, one per position (capture `stats`).
+    pub fn stats(&self, id: StageId) -> Option<&[StageStats]> {
+        self.stats.get(&id).map(Vec::as_slice)
     }
 
     /// Record the values of stage `id` at position `pos` (positions are recorded in order).

@@ -3,12 +3,12 @@
 
 mod common;
 
-use paritylab::forward::{forward, Injection, Isolation};
+use paritylab::forward::{forward, Injection, Isolation, Runner};
 use paritylab::gguf::{Gguf, Writer, WriterValue};
 use paritylab::model::{Config, Model};
 use paritylab::path::PathSpec;
 use paritylab::synth::{generate, SynthSpec};
-use paritylab::trace::Trace;
+use paritylab::trace::{Capture, Stage, StageId, Trace};
 
 fn names(t: &Trace) -> Vec<String> {
     t.ids().iter().map(|id| id.name()).collect()
@@ -81,6 +81,77 @@ fn results_are_bit_identical_for_one_and_two_threads() {
             }
         }
     }
+}
+
+fn bits(v: &paritylab::trace::Values) -> Vec<u64> {
+    v.to_f64().iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn a_batched_prompt_gives_the_bits_of_one_position_at_a_time() {
+    // Rows of several types, GQA, qwen2 biases: every batched code path.
+    for synth in [
+        "source-issue,hidden=64,heads=4,kv_heads=2,head_dim=16,ffn=96,layers=2,vocab=100,type=q4_0,dist=normal:0.1",
+        "source-issue,arch=qwen2,hidden=64,heads=4,kv_heads=1,head_dim=16,ffn=96,layers=2,vocab=100,type=f16,dist=normal:0.1",
+        "source-issue,arch=llama,hidden=64,heads=2,kv_heads=2,head_dim=32,ffn=96,layers=1,vocab=100,type=q8_0",
+    ] {
+        let bytes = generate(&SynthSpec::parse(synth).unwrap()).unwrap();
+        let model = Model::from_bytes(&bytes).unwrap();
+        let tokens = [3u32, 1, 4, 1, 5, 9, 2];
+        for preset in ["hf", "oracle-f64", "skainet-legacy"] {
+            let path = PathSpec::parse(preset).unwrap();
+            let batched = forward(&model, &path, &tokens, None).unwrap();
+            let mut runner = Runner::new(&model, &path, Capture::Full).unwrap();
+            runner.feed(&tokens[..3]).unwrap(); // a prompt, then single steps
+            for &t in &tokens[3..] {
+                runner.feed(&[t]).unwrap();
+            }
+            let stepped = runner.into_trace();
+            assert_eq!(names(&batched), names(&stepped), "{synth} {preset}");
+            for &id in batched.ids() {
+                for pos in 0..tokens.len() {
+                    let (a, b) = (batched.get(id, pos).unwrap(), stepped.get(id, pos).unwrap());
+                    assert_eq!(bits(a), bits(b), "{synth} {preset} {id} position {pos}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn capture_levels_keep_what_they_say_and_the_same_logits() {
+    let bytes = common::read_reference("gguf/qwen3_gqa.q8_0.gguf");
+    let model = Model::from_bytes(&bytes).unwrap();
+    let path = PathSpec::parse("hf").unwrap();
+    let tokens = [1u32, 5, 3, 7];
+    let run = |capture| {
+        let mut r = Runner::new(&model, &path, capture).unwrap();
+        r.feed(&tokens).unwrap();
+        let last = r.logits();
+        (r.into_trace(), last)
+    };
+    let (full, last_full) = run(Capture::Full);
+    let (stats, last_stats) = run(Capture::Stats);
+    let (off, last_off) = run(Capture::Off);
+    let logits = StageId::global(Stage::ResultOutput);
+    let q = StageId::layer(0, Stage::Q);
+    assert_eq!(last_full, last_stats);
+    assert_eq!(last_full, last_off);
+    assert_eq!(last_full, full.logits(3).unwrap());
+    for pos in 0..tokens.len() {
+        assert_eq!(bits(full.get(logits, pos).unwrap()), bits(off.get(logits, pos).unwrap()));
+        assert_eq!(bits(full.get(logits, pos).unwrap()), bits(stats.get(logits, pos).unwrap()));
+        // Statistics summarise exactly the values a full capture keeps.
+        let values = full.get(q, pos).unwrap().to_f64();
+        let s = stats.stats(q).unwrap()[pos];
+        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let rms = (values.iter().map(|v| v * v).sum::<f64>() / values.len() as f64).sqrt();
+        assert_eq!((s.len, s.max, s.non_finite), (values.len(), max, 0));
+        assert!((s.rms - rms).abs() <= 1e-12 * rms, "{} vs {rms}", s.rms);
+    }
+    assert_eq!(full.ids(), stats.ids());
+    assert!(stats.get(q, 0).is_none() && off.get(q, 0).is_none() && off.stats(q).is_none());
+    assert_eq!(off.ids(), &[logits]);
 }
 
 #[test]

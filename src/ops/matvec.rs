@@ -53,13 +53,32 @@ pub fn matvec<F: Float>(
     acc: Precision,
     cache: &mut DenseCache,
 ) -> Result<()> {
-    debug_assert_eq!((out.len(), x.len()), (w.rows, w.cols));
-    match orientation(w, projection) {
-        Projection::AsStored => {
-            let flat = cache.get(w)?;
-            let rows = w.rows;
-            out.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each_init(
-                || vec![0f32; w.cols],
+    matmul(out, w, x, projection, acc, cache)
+}
+
+/// [`matvec`] for several positions at once: `xs` holds `n` input vectors of `w.cols` values one
+/// after the other, `out` receives `n` output vectors of `w.rows` values. Each weight row is decoded
+/// once for all positions (the prompt's positions share one read of the weights), and every output
+/// value is the bits the one-position product gives: the same decoded row, the same dot product.
+pub fn matmul<F: Float>(
+    out: &mut [F],
+    w: &Matrix<'_>,
+    xs: &[F],
+    projection: Projection,
+    acc: Precision,
+    cache: &mut DenseCache,
+) -> Result<()> {
+    let (rows, cols) = (w.rows, w.cols);
+    let n = xs.len().checked_div(cols).unwrap_or(0);
+    debug_assert_eq!((out.len(), xs.len()), (n * rows, n * cols));
+    if n == 0 || rows == 0 {
+        return Ok(());
+    }
+    if orientation(w, projection) == Projection::AsStored {
+        let flat = cache.get(w)?;
+        for (o, x) in out.chunks_exact_mut(rows).zip(xs.chunks_exact(cols)) {
+            o.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each_init(
+                || vec![0f32; cols],
                 |column, (ci, chunk)| {
                     for (k, o) in chunk.iter_mut().enumerate() {
                         let j = ci * ROWS_PER_TASK + k;
@@ -70,19 +89,35 @@ pub fn matvec<F: Float>(
                     }
                 },
             );
-            Ok(())
         }
-        _ => out.par_chunks_mut(ROWS_PER_TASK).enumerate().try_for_each_init(
-            || vec![0f32; w.cols],
+        return Ok(());
+    }
+    // Rows split across threads; each task decodes a row once and dots it with every position.
+    // With one position the output is already row-major; otherwise results land `[rows][n]` and
+    // are transposed after.
+    let by_row = |dst: &mut [F]| {
+        dst.par_chunks_mut(ROWS_PER_TASK * n).enumerate().try_for_each_init(
+            || vec![0f32; cols],
             |row, (ci, chunk)| -> Result<()> {
-                for (k, o) in chunk.iter_mut().enumerate() {
-                    w.dequantize_row(ci * ROWS_PER_TASK + k, row)?;
-                    *o = F::dot_weights(row, x, acc);
+                for (k, outs) in chunk.chunks_exact_mut(n).enumerate() {
+                    quant::fast::dequantize_row_fast(w.ggml_type, w.row(ci * ROWS_PER_TASK + k), row)?;
+                    F::dot_positions(row, xs, outs, acc);
                 }
                 Ok(())
             },
-        ),
+        )
+    };
+    if n == 1 {
+        return by_row(out);
     }
+    let mut tmp = vec![F::ZERO; n * rows];
+    by_row(&mut tmp)?;
+    for (r, values) in tmp.chunks_exact(n).enumerate() {
+        for (t, &v) in values.iter().enumerate() {
+            out[t * rows + r] = v;
+        }
+    }
+    Ok(())
 }
 
 /// Row `r` of the embedding, decoded.

@@ -3,6 +3,7 @@
 
 pub mod dot;
 pub mod matvec;
+pub mod simd;
 
 use crate::float::Float;
 use crate::path::{EpsPlacement, Precision, RopePairing};

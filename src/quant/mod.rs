@@ -6,6 +6,7 @@
 //! `d * scale * q` is `(d * scale) * q`: float multiplication is not associative.
 
 pub mod blocks;
+pub mod fast;
 pub mod quantize;
 
 use crate::ggml::GgmlType;
@@ -300,7 +301,7 @@ fn dequant_q3_k(blocks: &[BlockQ3K], dst: &mut [f32]) {
 
 /// Scale and min number `j` (0..8) of Q4_K/Q5_K's 12 packed bytes (ggml's `get_scale_min_k4`).
 #[inline]
-fn scale_min_k4(j: usize, q: &[u8; K_SCALE_SIZE]) -> (u8, u8) {
+pub(crate) fn scale_min_k4(j: usize, q: &[u8; K_SCALE_SIZE]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {

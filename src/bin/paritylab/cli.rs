@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use paritylab::diff::{CompareOptions, Report, Tolerances};
 use paritylab::diff::{Side, SideRequest};
 use paritylab::dump::DumpInfo;
-use paritylab::forward::forward;
+use paritylab::forward::{forward, Runner};
 use paritylab::forward::{Isolation, Prompt};
 use paritylab::gguf::Gguf;
 use paritylab::import::mapfile::MapFile;
@@ -17,6 +17,7 @@ use paritylab::logits::RunSummary;
 use paritylab::model::Model;
 use paritylab::path::PathSpec;
 use paritylab::tokenizer::{EncodeOptions, Tokenizer};
+use paritylab::trace::Capture;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -189,6 +190,29 @@ enum Bench {
         #[arg(long)]
         text: PathBuf,
         #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
+    /// Time prompt processing (all prompt tokens in one batch) and greedy decoding on a model;
+    /// report medians with min and max.
+    Infer {
+        /// The GGUF file.
+        model: PathBuf,
+        /// The prompt's token ids, comma-separated (used as given: no BOS is added).
+        #[arg(long, value_delimiter = ',', required = true)]
+        tokens: Vec<u32>,
+        /// Tokens to decode after the prompt (greedy; end-of-text is not special).
+        #[arg(long, default_value_t = 32)]
+        decode: usize,
+        /// The path: a preset or its text form with overrides.
+        #[arg(long, default_value = "hf")]
+        path: String,
+        /// What the trace keeps: full, stats or off (logits only).
+        #[arg(long, default_value = "off")]
+        capture: String,
+        /// Worker threads (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+        #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
 }
@@ -536,6 +560,51 @@ fn run(args: Args) -> anyhow::Result<()> {
                     "bytes": text.len(), "tokens": n_tokens, "rounds": times.len(), "build_s": build_s,
                     "median_s": median, "min_s": times[0], "max_s": times[times.len() - 1],
                     "tokens_per_s": n_tokens as f64 / median, "mb_per_s": text.len() as f64 / median / 1e6,
+                })
+            );
+            Ok(())
+        }
+        Command::Bench(Bench::Infer { model, tokens, decode, path, capture, threads, rounds }) => {
+            if let Some(n) = threads {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n.max(1))
+                    .build_global()
+                    .context("cannot start the threads")?;
+            }
+            let capture = Capture::from_name(&capture).ok_or_else(|| {
+                anyhow::Error::new(BadInput(format!("--capture {capture:?}: use full, stats or off")))
+            })?;
+            let bytes = read_model(&model)?;
+            let m = Model::from_bytes(&bytes).with_context(|| format!("cannot run {}", model.display()))?;
+            let spec = parse_path(&path)?;
+            let prompt = tokens;
+            let (mut pp, mut tg) = (Vec::new(), Vec::new());
+            for _ in 0..rounds.max(1) {
+                let mut runner = Runner::new(&m, &spec, capture)?;
+                let t = std::time::Instant::now();
+                runner.feed(&prompt)?;
+                pp.push(t.elapsed().as_secs_f64());
+                let t = std::time::Instant::now();
+                for _ in 0..decode {
+                    let next = runner.argmax().unwrap_or(0);
+                    runner.feed(&[next])?;
+                }
+                tg.push(t.elapsed().as_secs_f64());
+            }
+            let summary = |mut times: Vec<f64>, n: usize| {
+                times.sort_by(f64::total_cmp);
+                let median = times[times.len() / 2];
+                serde_json::json!({
+                    "tokens": n, "median_s": median, "min_s": times[0], "max_s": times[times.len() - 1],
+                    "tokens_per_s": n as f64 / median,
+                    "min_tokens_per_s": n as f64 / times[times.len() - 1], "max_tokens_per_s": n as f64 / times[0],
+                })
+            };
+            println!(
+                "{}",
+                serde_json::json!({
+                    "path": path, "capture": capture.name(), "threads": rayon::current_num_threads(),
+                    "rounds": pp.len(), "pp": summary(pp, prompt.len()), "tg": summary(tg, decode),
                 })
             );
             Ok(())
