@@ -48,6 +48,9 @@ pub trait Float:
             *o = Self::dot_weights(w, x, accumulate);
         }
     }
+    /// The values as f32, when they are f32 (kernels that exist only in f32).
+    fn as_f32s(x: &[Self]) -> Option<&[f32]>;
+    fn as_f32s_mut(x: &mut [Self]) -> Option<&mut [f32]>;
     /// A copy for a trace.
     fn values(x: &[Self]) -> Values;
 }
@@ -116,6 +119,12 @@ impl Float for f32 {
             *o = dot_f32(w, x);
         }
     }
+    fn as_f32s(x: &[f32]) -> Option<&[f32]> {
+        Some(x)
+    }
+    fn as_f32s_mut(x: &mut [f32]) -> Option<&mut [f32]> {
+        Some(x)
+    }
     fn values(x: &[f32]) -> Values {
         Values::F32(x.to_vec())
     }
@@ -160,6 +169,12 @@ impl Float for f64 {
     #[inline]
     fn dot_weights(w: &[f32], x: &[f64], _accumulate: Precision) -> f64 {
         w.iter().zip(x).fold(0.0, |s, (&a, &b)| s + f64::from(a) * b)
+    }
+    fn as_f32s(_: &[f64]) -> Option<&[f32]> {
+        None
+    }
+    fn as_f32s_mut(_: &mut [f64]) -> Option<&mut [f32]> {
+        None
     }
     fn values(x: &[f64]) -> Values {
         Values::F64(x.to_vec())

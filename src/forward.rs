@@ -17,9 +17,9 @@
 use crate::arch::Arch;
 use crate::float::Float;
 use crate::model::{Config, Model};
-use crate::ops::matvec::{embedding_row, matmul, DenseCache};
+use crate::ops::matvec::{embedding_row, matmul_rounded, DenseCache};
 use crate::ops::{rmsnorm, rope, rope_tables, silu, softmax};
-use crate::path::{AttnScale, Bos, HeadDim, PathSpec, Precision, QkvBias, RopePairing, Softmax};
+use crate::path::{ActivationQuant, AttnScale, Bos, HeadDim, PathSpec, Precision, QkvBias, RopePairing, Softmax};
 use crate::tokenizer::EncodeOptions;
 use crate::trace::{Capture, Stage, StageId, StageStats, Trace};
 use crate::{Error, Result};
@@ -201,6 +201,23 @@ impl<'m> Runner<'m> {
     }
 }
 
+/// [`forward`] with the first layer's input nudged by a relative 1e-7 (a sign per element from
+/// `seed`): the spread between such runs is the noise floor of paths whose rounding is chaotic
+/// (8-bit activation rounding), where an f64 twin measures nothing useful.
+pub fn forward_perturbed(model: &Model<'_>, path: &PathSpec, prompt: impl Into<Prompt>, seed: u64) -> Result<Trace> {
+    let tokens = input_tokens(model, path, &prompt.into())?;
+    fn go<F: Float>(model: &Model<'_>, path: &PathSpec, tokens: &[u32], seed: u64) -> Result<Trace> {
+        let mut state = State::<F>::new(model, path, Capture::Full, None)?;
+        state.perturb = Some(seed);
+        state.feed(tokens)?;
+        Ok(state.rec.trace)
+    }
+    match path.precision {
+        Precision::F64 => go::<f64>(model, path, &tokens, seed),
+        Precision::F32 => go::<f32>(model, path, &tokens, seed),
+    }
+}
+
 /// A path's conventions resolved against one model: plain numbers and choices.
 struct Plan<F> {
     head_dim: usize,
@@ -211,6 +228,7 @@ struct Plan<F> {
     /// Multiplies the scores (`on_scores`) or the queries (`on_query`).
     scale: F,
     acc: Precision,
+    rounding: ActivationQuant,
 }
 
 /// An f32 read from metadata as the decimal it was written from (`1e-6`, not 9.99999997e-7), so the
@@ -242,6 +260,14 @@ impl<F: Float> Plan<F> {
                 c.head_dim
             )));
         }
+        if path.activation_quant == ActivationQuant::LlamaCpp
+            && (path.precision == Precision::F64 || path.accumulate == Precision::F64)
+        {
+            return Err(Error::input(
+                "activation_quant=llama_cpp rounds activations to 8-bit blocks and sums integers, in f32 as \
+                 llama.cpp does: use precision=f32 and accumulate=f32 with it",
+            ));
+        }
         let pairing = match (path.rope_pairing, c.arch) {
             (RopePairing::Auto, Arch::Llama) => RopePairing::Interleaved,
             (RopePairing::Auto, Arch::Qwen2 | Arch::Qwen3) => RopePairing::SplitHalf,
@@ -255,6 +281,7 @@ impl<F: Float> Plan<F> {
             qk_eps: F::from_f64(decimal(path.qk_norm_eps.resolve(c.eps))),
             scale: F::from_f64(1.0 / (head_dim as f64).sqrt()),
             acc: path.accumulate,
+            rounding: path.activation_quant,
         })
     }
 }
@@ -343,6 +370,9 @@ struct State<'m, 'r, F> {
     cache_v: Vec<Vec<F>>,
     /// The last position's logits.
     last_logits: Vec<F>,
+    /// Nudge the first layer's input by a relative 1e-7 (seeded signs), to measure how a path
+    /// whose rounding is chaotic spreads a tiny change ([`forward_perturbed`]).
+    perturb: Option<u64>,
 }
 
 impl<'m, 'r, F: Float> State<'m, 'r, F> {
@@ -358,6 +388,7 @@ impl<'m, 'r, F: Float> State<'m, 'r, F> {
             cache_k: vec![Vec::new(); c.layers],
             cache_v: vec![Vec::new(); c.layers],
             last_logits: Vec::new(),
+            perturb: None,
         })
     }
 
@@ -384,6 +415,17 @@ impl<'m, 'r, F: Float> State<'m, 'r, F> {
             x.extend(embedding_row::<F>(&w.token_embd, token as usize)?);
         }
         rec.stage(StageId::global(Stage::TokEmbd), p0, &mut x, c.hidden)?;
+        if let Some(seed) = self.perturb {
+            let nudge = F::from_f64(1e-7);
+            for (i, xi) in x.iter_mut().enumerate() {
+                // splitmix64 of (seed, absolute element index): a sign per element.
+                let mut z = seed.wrapping_add(((p0 * c.hidden + i) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                let d = if (z ^ (z >> 31)) & 1 == 0 { nudge } else { -nudge };
+                *xi = *xi + *xi * d;
+            }
+        }
 
         for (l, layer) in w.layers.iter().enumerate() {
             let id = |stage| StageId::layer(l, stage);
@@ -399,9 +441,9 @@ impl<'m, 'r, F: Float> State<'m, 'r, F> {
             let mut q = zeros(n * qn);
             let mut k = zeros(n * kvn);
             let mut v = zeros(n * kvn);
-            matmul(&mut q, &layer.wq, &xn, proj, acc, dense)?;
-            matmul(&mut k, &layer.wk, &xn, proj, acc, dense)?;
-            matmul(&mut v, &layer.wv, &xn, proj, acc, dense)?;
+            matmul_rounded(&mut q, &layer.wq, &xn, proj, acc, plan.rounding, dense)?;
+            matmul_rounded(&mut k, &layer.wk, &xn, proj, acc, plan.rounding, dense)?;
+            matmul_rounded(&mut v, &layer.wv, &xn, proj, acc, plan.rounding, dense)?;
             if path.qkv_bias == QkvBias::Apply {
                 for (out, bias) in [(&mut q, &layer.bq), (&mut k, &layer.bk), (&mut v, &layer.bv)] {
                     if let Some(b) = bias {
@@ -489,7 +531,7 @@ impl<'m, 'r, F: Float> State<'m, 'r, F> {
 
             // 9. Output projection and the first residual.                             [n, hidden]
             let mut attn_out = zeros(n * c.hidden);
-            matmul(&mut attn_out, &layer.wo, &kqv, proj, acc, dense)?;
+            matmul_rounded(&mut attn_out, &layer.wo, &kqv, proj, acc, plan.rounding, dense)?;
             rec.stage(id(Stage::AttnOut), p0, &mut attn_out, c.hidden)?;
             let mut ffn_inp: Vec<F> = x.iter().zip(&attn_out).map(|(&a, &b)| a + b).collect();
             rec.stage(id(Stage::FfnInp), p0, &mut ffn_inp, c.hidden)?;
@@ -502,8 +544,8 @@ impl<'m, 'r, F: Float> State<'m, 'r, F> {
             rec.stage(id(Stage::FfnNorm), p0, &mut fx, c.hidden)?;
             let mut gate = zeros(n * c.ffn);
             let mut up = zeros(n * c.ffn);
-            matmul(&mut gate, &layer.w_gate, &fx, proj, acc, dense)?;
-            matmul(&mut up, &layer.w_up, &fx, proj, acc, dense)?;
+            matmul_rounded(&mut gate, &layer.w_gate, &fx, proj, acc, plan.rounding, dense)?;
+            matmul_rounded(&mut up, &layer.w_up, &fx, proj, acc, plan.rounding, dense)?;
             rec.stage(id(Stage::FfnGate), p0, &mut gate, c.ffn)?;
             rec.stage(id(Stage::FfnUp), p0, &mut up, c.ffn)?;
             let mut act: Vec<F> = gate.iter().map(|&g| silu(g)).collect();
@@ -511,7 +553,7 @@ impl<'m, 'r, F: Float> State<'m, 'r, F> {
             act.iter_mut().zip(&up).for_each(|(a, &u)| *a = *a * u);
             rec.stage(id(Stage::FfnAct), p0, &mut act, c.ffn)?;
             let mut ffn_out = zeros(n * c.hidden);
-            matmul(&mut ffn_out, &layer.w_down, &act, proj, acc, dense)?;
+            matmul_rounded(&mut ffn_out, &layer.w_down, &act, proj, acc, plan.rounding, dense)?;
             rec.stage(id(Stage::FfnOut), p0, &mut ffn_out, c.hidden)?;
 
             // 11. Second residual: the layer's output is the next layer's input.
@@ -526,7 +568,7 @@ impl<'m, 'r, F: Float> State<'m, 'r, F> {
         }
         rec.stage(StageId::global(Stage::ResultNorm), p0, &mut xn, c.hidden)?;
         let mut logits = zeros(n * c.vocab);
-        matmul(&mut logits, &w.output, &xn, proj, acc, dense)?;
+        matmul_rounded(&mut logits, &w.output, &xn, proj, acc, plan.rounding, dense)?;
         rec.stage(StageId::global(Stage::ResultOutput), p0, &mut logits, c.vocab)?;
         self.last_logits = logits.split_off((n - 1) * c.vocab);
         Ok(())

@@ -133,6 +133,20 @@ convention! {
 }
 
 convention! {
+    /// How a matmul's input (the activation vector) is rounded before the product with the weights.
+    #[derive(Default)]
+    ActivationQuant {
+        /// Not at all: f32 activations times the decoded weights (HF, candle, most ports).
+        #[default]
+        None = "none",
+        /// As llama.cpp's CPU backend: rounded to the weight type's dot-product format (Q8_0 for
+        /// Q4_0/Q5_0/Q8_0/IQ4_NL, Q8_1 for Q4_1/Q5_1, Q8_K for the k-quants and IQ4_XS, F16/BF16
+        /// for F16/BF16 weights, none for F32), then integer products per block.
+        LlamaCpp = "llama_cpp",
+    }
+}
+
+convention! {
     /// Whether a BOS token is put in front of the given tokens.
     Bos {
         /// As the model's tokenizer says (`tokenizer.ggml.add_bos_token`): Qwen adds none, Llama
@@ -224,12 +238,20 @@ pub struct PathSpec {
     /// "f64 twin" (the `oracle-f64` preset is `hf` in f64).
     pub precision: Precision,
     pub bos: Bos,
+    /// Rounding of matmul inputs (absent in specs written before it existed: `none`).
+    #[serde(default)]
+    pub activation_quant: ActivationQuant,
 }
 
 /// The presets, in the order they are listed to users.
 pub const PRESETS: &[(&str, &str)] = &[
     ("hf", "what HF transformers computes for the architecture: the reference"),
     ("oracle-f64", "hf computed in f64 end to end: the ground truth"),
+    (
+        "llama.cpp",
+        "what llama.cpp's CPU backend computes: hf with every matmul input rounded to the weight type's \
+         dot-product format (Q8_0 / Q8_1 / Q8_K) and integer dot products",
+    ),
     ("skainet-dsl", "the SKaiNET DSL path of the source issue: interleaved RoPE, QK-norm eps fixed 1e-5"),
     (
         "skainet-legacy",
@@ -253,6 +275,7 @@ pub const FIELDS: &[&str] = &[
     "accumulate",
     "precision",
     "bos",
+    "activation_quant",
 ];
 
 impl PathSpec {
@@ -272,6 +295,7 @@ impl PathSpec {
             accumulate: Precision::F32,
             precision: Precision::F32,
             bos: Bos::AsTokenizer,
+            activation_quant: ActivationQuant::None,
         }
     }
 
@@ -281,6 +305,7 @@ impl PathSpec {
         Some(match name {
             "hf" => hf,
             "oracle-f64" => PathSpec { accumulate: Precision::F64, precision: Precision::F64, ..hf },
+            "llama.cpp" => PathSpec { activation_quant: ActivationQuant::LlamaCpp, ..hf },
             "skainet-dsl" => PathSpec {
                 rope_pairing: RopePairing::Interleaved,
                 qk_norm_eps: Source::Fixed(1e-5),
@@ -367,6 +392,10 @@ impl PathSpec {
             }
             "precision" => self.precision = pick(field, value, Precision::from_name, Precision::ALL, Precision::name)?,
             "bos" => self.bos = pick(field, value, Bos::from_name, Bos::ALL, Bos::name)?,
+            "activation_quant" => {
+                self.activation_quant =
+                    pick(field, value, ActivationQuant::from_name, ActivationQuant::ALL, ActivationQuant::name)?
+            }
             other => {
                 return Err(Error::input(format!("unknown path field {other:?}; fields: {}", FIELDS.join(", "))));
             }
@@ -390,6 +419,7 @@ impl PathSpec {
             ("accumulate", self.accumulate.name().into()),
             ("precision", self.precision.name().into()),
             ("bos", self.bos.name().into()),
+            ("activation_quant", self.activation_quant.name().into()),
         ]
     }
 
@@ -446,6 +476,12 @@ pub fn field_infos() -> Vec<FieldInfo> {
         f("accumulate", false, names(Precision::ALL, Precision::name), "accumulator width"),
         f("precision", false, names(Precision::ALL, Precision::name), "activation width (f64: the path's f64 twin)"),
         f("bos", false, names(Bos::ALL, Bos::name), "BOS in front of the prompt"),
+        f(
+            "activation_quant",
+            false,
+            names(ActivationQuant::ALL, ActivationQuant::name),
+            "rounding of matmul inputs (llama_cpp: Q8 blocks and integer dot products)",
+        ),
     ]
 }
 

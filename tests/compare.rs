@@ -5,7 +5,7 @@
 mod common;
 
 use paritylab::diff::explain::by_position;
-use paritylab::diff::{compare, Class, CompareOptions, Report};
+use paritylab::diff::{compare, Class, CompareOptions, NoiseMethod, Report};
 use paritylab::forward::Isolation;
 use paritylab::model::Model;
 use paritylab::path::PathSpec;
@@ -175,4 +175,31 @@ fn the_source_issue_numbers_are_pinned() {
             pinned(&format!("{what}: max KLD"), r.logit_summary.max_kld, max_kld);
         }
     }
+}
+
+/// `hf` against `llama.cpp` on a Q4_0 model: the only differing convention is activation rounding,
+/// whose noise is measured as a perturbation spread (and the report says so); explain names it.
+#[test]
+fn llama_cpp_rounding_is_measured_by_its_spread_and_explained() {
+    let opts = CompareOptions { explain: true, ..CompareOptions::default() };
+    let r = report("w256/gguf/llama_w256.q4_0.gguf", "hf", "llama.cpp", &TOKENS, &opts);
+    assert_eq!(r.differing_fields, ["activation_quant"]);
+    assert_eq!((r.a.noise, r.b.noise), (NoiseMethod::F64Twin, NoiseMethod::PerturbationSpread));
+    assert!(r.markdown(None).contains("spread of 2 reruns"), "the report must say how B's noise was measured");
+    // Q8_0 rounding of the first projection's input is a real change of the math, far above noise.
+    let d = r.first_divergence.as_ref().unwrap();
+    assert_eq!((d.position, d.name.as_str()), (0, "blk.0.q"));
+    assert_eq!(
+        explain_of(&r),
+        [
+            (0, vec!["activation_quant"]),
+            (1, vec!["activation_quant"]),
+            (2, vec!["activation_quant"]),
+            (3, vec!["activation_quant"]),
+            (4, vec!["activation_quant"])
+        ]
+    );
+    // Against itself, the perturbed spread classifies every stage as match or noise.
+    let same = report("w256/gguf/llama_w256.q4_0.gguf", "llama.cpp", "llama.cpp", &TOKENS, &opts);
+    assert!(diverged(&same).is_empty());
 }

@@ -282,3 +282,137 @@ async fn playground_api_state_synth_paths_and_progress() {
     assert!(steps.contains(&"A".to_string()) && steps.contains(&"explain".to_string()), "{steps:?}");
     assert!(paritylab::wasm::memory_bytes() > 1e6);
 }
+
+/// llama.cpp's activation rounding and quantised dot products (`quant::actq`) in the browser: the
+/// SIMD128 `vec_dot` returns exactly the bits of `vec_dot_scalar`, which are llama.cpp's own (its
+/// `_generic` scalar kernels, and its float kernels) on the vectors llama.cpp wrote into
+/// `tests/data/actq/fixtures.json`, and the activation bytes are its `from_float`'s. Then synthetic
+/// rows of every type with odd block counts (and F32/F16/BF16 lengths with a tail).
+#[wasm_bindgen_test]
+fn actq_simd_equals_scalar_and_llama_cpp() {
+    use paritylab::ggml::GgmlType;
+    use paritylab::quant::actq::{has_simd, vec_dot, vec_dot_scalar, ActFormat, QuantizedActs};
+    assert!(has_simd(GgmlType::Q4_K) && has_simd(GgmlType::BF16));
+
+    let hex = |s: &str| -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    };
+    let f: serde_json::Value = serde_json::from_str(include_str!("data/actq/fixtures.json")).unwrap();
+    let acts: Vec<Vec<f32>> = f["acts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["x"].as_array().unwrap().iter().map(|v| f32::from_bits(v.as_u64().unwrap() as u32)).collect())
+        .collect();
+    for (a, act) in f["acts"].as_array().unwrap().iter().enumerate() {
+        for (name, want) in act["formats"].as_object().unwrap() {
+            let format = *ActFormat::ALL.iter().find(|f| f.name() == name).unwrap();
+            let q = QuantizedActs::quantize(format, &acts[a]).unwrap();
+            assert_eq!(q.bytes(), &hex(want.as_str().unwrap())[..], "{name} of act {a}");
+        }
+    }
+    let mut checked = 0;
+    for w in f["weights"].as_array().unwrap() {
+        let t = GgmlType::from_name(w["type"].as_str().unwrap()).unwrap();
+        let format = ActFormat::for_weights(t).unwrap();
+        let rows: Vec<Vec<u8>> = w["rows"].as_array().unwrap().iter().map(|r| hex(r.as_str().unwrap())).collect();
+        for d in w["dots"].as_array().unwrap() {
+            let (a, r) = (d["act"].as_u64().unwrap() as usize, d["row"].as_u64().unwrap() as usize);
+            let want = d.get("generic").unwrap_or(&d["vec_dot"]).as_u64().unwrap() as u32;
+            let q = QuantizedActs::quantize(format, &acts[a]).unwrap();
+            let row = &rows[r][..t.row_bytes(acts[a].len() as u64).unwrap() as usize];
+            let fast = vec_dot(t, row, &q).unwrap();
+            assert_eq!(fast.to_bits(), vec_dot_scalar(t, row, &q).unwrap().to_bits(), "{t} act {a} row {r}");
+            assert_eq!(fast.to_bits(), want, "{t} act {a} row {r}: {fast:e} vs llama.cpp {:e}", f32::from_bits(want));
+            checked += 1;
+        }
+    }
+    assert!(checked > 700, "{checked}");
+
+    // Synthetic rows: random codes, finite f16 scales of magnitude below 2.
+    let mut state = 99u64;
+    let mut next = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let z = (state ^ (state >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    for &t in paritylab::quant::SUPPORTED {
+        let format = ActFormat::for_weights(t).unwrap();
+        let block = t.block_size() as usize * if t.block_size() == 1 { 32 } else { 1 };
+        let f16_at: &[usize] = match t {
+            GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
+            GgmlType::Q2_K => &[80, 82],
+            GgmlType::Q3_K => &[108],
+            GgmlType::Q6_K => &[208],
+            _ => &[0],
+        };
+        for blocks in [1, 3, 5, 9] {
+            for tail in if t.block_size() == 1 { vec![0, 7, 31] } else { vec![0] } {
+                let n = blocks * block + tail;
+                let mut row: Vec<u8> = (0..t.row_bytes(n as u64).unwrap()).map(|_| next() as u8).collect();
+                match t {
+                    GgmlType::F32 => {
+                        for v in row.chunks_exact_mut(4) {
+                            v.copy_from_slice(&(((next() >> 40) as f32 / 16_777_216.0 - 0.5) * 4.0).to_le_bytes());
+                        }
+                    }
+                    GgmlType::F16 | GgmlType::BF16 => {
+                        for v in row.chunks_exact_mut(2) {
+                            v[1] &= 0x3f; // |x| < 2
+                        }
+                    }
+                    _ => {
+                        for b in row.chunks_exact_mut(t.type_size() as usize) {
+                            for &at in f16_at {
+                                b[at + 1] &= 0xbf;
+                            }
+                        }
+                    }
+                }
+                let x: Vec<f32> = (0..n)
+                    .map(|i| ((next() >> 40) as f32 / 16_777_216.0 - 0.5) * if i % 29 == 0 { 60.0 } else { 2.0 })
+                    .collect();
+                let q = QuantizedActs::quantize(format, &x).unwrap();
+                let (fast, slow) = (vec_dot(t, &row, &q).unwrap(), vec_dot_scalar(t, &row, &q).unwrap());
+                assert!(slow.is_finite(), "{t} n {n}");
+                assert_eq!(fast.to_bits(), slow.to_bits(), "{t} n {n}: {fast:e} vs {slow:e}");
+            }
+        }
+    }
+}
+
+/// The SIMD128 row decoders and dot kernels of the f32 paths give their scalar twins' bits in the
+/// browser too (every type, odd block counts; dot lengths with every tail).
+#[wasm_bindgen_test]
+fn f32_simd_kernels_equal_their_scalar_twins() {
+    use paritylab::ops::dot::{dot4_f32, dot_f32, dot_f32_scalar};
+    use paritylab::quant::{dequantize_row, fast::dequantize_row_fast, SUPPORTED};
+    assert!(paritylab::ops::simd::VECTOR);
+    let mut state = 7u64;
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as u32
+    };
+    for &t in SUPPORTED {
+        for blocks in [1usize, 3, 7] {
+            let n = t.block_size() as usize * blocks * if t.block_size() == 1 { 40 } else { 1 };
+            let bytes: Vec<u8> = (0..t.row_bytes(n as u64).unwrap()).map(|_| next() as u8).collect();
+            let (mut slow, mut fast) = (vec![0f32; n], vec![0f32; n]);
+            dequantize_row(t, &bytes, &mut slow).unwrap();
+            dequantize_row_fast(t, &bytes, &mut fast).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&slow), bits(&fast), "{} with {blocks} blocks", t.name());
+        }
+    }
+    let mut value = || (next() as f32 / u32::MAX as f32 - 0.5) * 4.0;
+    for n in [1usize, 7, 8, 9, 33, 255, 576] {
+        let w: Vec<f32> = (0..n).map(|_| value()).collect();
+        let xs: Vec<Vec<f32>> = (0..4).map(|_| (0..n).map(|_| value()).collect()).collect();
+        let four = dot4_f32(&w, [&xs[0], &xs[1], &xs[2], &xs[3]]);
+        for (k, x) in xs.iter().enumerate() {
+            let slow = dot_f32_scalar(&w, x).to_bits();
+            assert_eq!((dot_f32(&w, x).to_bits(), four[k].to_bits()), (slow, slow), "n = {n}");
+        }
+    }
+}

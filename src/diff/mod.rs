@@ -26,10 +26,10 @@ pub mod logits;
 pub mod metrics;
 pub mod report;
 
-use crate::forward::{forward, Injection, Isolation, Prompt};
+use crate::forward::{forward, forward_perturbed, Injection, Isolation, Prompt};
 use crate::import::ImportedDump;
 use crate::model::Model;
-use crate::path::{PathSpec, Precision};
+use crate::path::{ActivationQuant, PathSpec, Precision};
 use crate::trace::{Stage, StageId, Trace, Values};
 use crate::{Error, Result};
 use metrics::{AllClose, Metrics};
@@ -176,26 +176,74 @@ pub fn classify(m: &Metrics, noise_a: f64, noise_b: f64, tol: &Tolerances) -> (C
     (class, threshold)
 }
 
+/// How a side's noise floor was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoiseMethod {
+    /// Measured: `max |X - X_f64|` against the path's f64 twin.
+    F64Twin,
+    /// None: the path computes in f64 (its own twin).
+    OwnF64,
+    /// Measured: the spread of [`PERTURBED_RUNS`] reruns with the first layer's input nudged by a
+    /// relative 1e-7. For paths that round activations to 8 bits, where a 1e-7 change flips a few
+    /// roundings and grows layer by layer: an f64 twin would miss that floor.
+    PerturbationSpread,
+    /// Assumed: a dump cannot be rerun.
+    DumpAssumed,
+}
+
+impl NoiseMethod {
+    pub fn describe(self) -> &'static str {
+        match self {
+            NoiseMethod::F64Twin => "measured against its f64 twin",
+            NoiseMethod::OwnF64 => "none: it computes in f64",
+            NoiseMethod::PerturbationSpread => {
+                "measured as the spread of 2 reruns with the input nudged by 1e-7 (8-bit activation rounding is \
+                 chaotic: a tiny change flips roundings, so an f64 twin would understate it)"
+            }
+            NoiseMethod::DumpAssumed => "assumed: a dump cannot be rerun",
+        }
+    }
+}
+
+/// Reruns of a path with activation rounding to measure its spread.
+pub const PERTURBED_RUNS: u64 = 2;
+
 /// The traces of one side: as computed, and its f64 twin (for the noise floor); a dump, which
-/// cannot be rerun, carries its assumed noise instead.
+/// cannot be rerun, or a path whose noise is a perturbation spread carries its noise instead.
 pub struct Measured {
     pub trace: Trace,
     pub twin: Option<Trace>,
-    /// Assumed noise per stage and position (dumps).
+    /// Noise per stage and position, where it is not taken from the twin.
     pub assumed: Option<HashMap<(StageId, usize), f64>>,
+    pub method: NoiseMethod,
 }
 
 impl Measured {
-    /// Run `path` and, unless it already computes in f64, its f64 twin.
+    /// Run `path` and measure its noise: against its f64 twin, unless it already computes in f64,
+    /// or, for paths that round activations like llama.cpp, as the spread of perturbed reruns.
     pub fn run(model: &Model<'_>, path: &PathSpec, prompt: &Prompt) -> Result<Measured> {
         let trace = forward(model, path, prompt, None)?;
-        let twin = if path.precision == Precision::F64 {
-            None
-        } else {
-            let twin_spec = PathSpec { precision: Precision::F64, accumulate: Precision::F64, ..path.clone() };
-            Some(forward(model, &twin_spec, prompt, None)?)
-        };
-        Ok(Measured { trace, twin, assumed: None })
+        if path.activation_quant != ActivationQuant::None {
+            let mut spread: HashMap<(StageId, usize), f64> = HashMap::new();
+            for seed in 1..=PERTURBED_RUNS {
+                let nudged = forward_perturbed(model, path, prompt, seed)?;
+                for &id in trace.ids() {
+                    for pos in 0..trace.positions() {
+                        let n = noise(trace.get(id, pos), nudged.get(id, pos));
+                        let e = spread.entry((id, pos)).or_insert(0.0);
+                        *e = e.max(n);
+                    }
+                }
+            }
+            return Ok(Measured { trace, twin: None, assumed: Some(spread), method: NoiseMethod::PerturbationSpread });
+        }
+        if path.precision == Precision::F64 {
+            return Ok(Measured { trace, twin: None, assumed: None, method: NoiseMethod::OwnF64 });
+        }
+        let twin_spec = PathSpec { precision: Precision::F64, accumulate: Precision::F64, ..path.clone() };
+        let twin = Some(forward(model, &twin_spec, prompt, None)?);
+        Ok(Measured { trace, twin, assumed: None, method: NoiseMethod::F64Twin })
     }
 
     /// A dump, with the noise it is assumed to carry: its rounding allowance plus, unless it was
@@ -231,7 +279,7 @@ impl Measured {
                 assumed.insert((id, pos), dump.allowance(id, pos) + float);
             }
         }
-        Measured { trace, twin: None, assumed: Some(assumed) }
+        Measured { trace, twin: None, assumed: Some(assumed), method: NoiseMethod::DumpAssumed }
     }
 
     fn noise(&self, id: StageId, pos: usize) -> f64 {
@@ -513,7 +561,12 @@ pub fn compare_sides(
             (Side::Path(spec), Some(m), Some(model)) if spec.precision == Precision::F64 => {
                 let f32_spec = PathSpec { precision: Precision::F32, accumulate: Precision::F32, ..spec.clone() };
                 let t = forward(model, &f32_spec, prompt, None)?;
-                Ok(Some(Measured { trace: t, twin: Some(m.trace.clone()), assumed: None }))
+                Ok(Some(Measured {
+                    trace: t,
+                    twin: Some(m.trace.clone()),
+                    assumed: None,
+                    method: NoiseMethod::F64Twin,
+                }))
             }
             _ => Ok(None),
         }

@@ -3,7 +3,9 @@
 
 use super::explain::{positions_text, Explanation};
 use super::logits::{self as logit_diff, LogitMetrics, LogitSummary};
-use super::{first_divergence, Alignment, Class, CompareOptions, Comparison, Side, StageDiff, Tolerances};
+use super::{
+    first_divergence, Alignment, Class, CompareOptions, Comparison, Measured, NoiseMethod, Side, StageDiff, Tolerances,
+};
 use crate::forward::{Isolation, Prompt};
 use crate::import::{DumpInfo, Outcome};
 use crate::logits::{top_k, Candidate};
@@ -43,16 +45,21 @@ pub struct PathInfo {
     pub dump: Option<DumpInfo>,
     /// The tokens this side ran (after its BOS handling).
     pub tokens: Vec<u32>,
+    /// How its noise floor was obtained, and that in words.
+    pub noise: NoiseMethod,
+    pub noise_text: &'static str,
 }
 
 impl PathInfo {
-    fn of(side: &Side, tokens: &[u32]) -> PathInfo {
+    fn of(side: &Side, measured: &Measured) -> PathInfo {
         PathInfo {
             kind: if side.spec().is_some() { "path" } else { "dump" },
             text: side.text(),
             spec: side.spec().cloned(),
             dump: side.dump().map(|d| d.info.clone()),
-            tokens: tokens.to_vec(),
+            tokens: measured.trace.tokens.clone(),
+            noise: measured.method,
+            noise_text: measured.method.describe(),
         }
     }
 }
@@ -226,8 +233,8 @@ impl Report {
             model,
             tokens,
             prompt,
-            a: PathInfo::of(&c.side_a, &c.a.trace.tokens),
-            b: PathInfo::of(&c.side_b, &c.b.trace.tokens),
+            a: PathInfo::of(&c.side_a, &c.a),
+            b: PathInfo::of(&c.side_b, &c.b),
             differing_fields: match (c.side_a.spec(), c.side_b.spec()) {
                 (Some(a), Some(b)) => a.differences(b),
                 _ => Vec::new(),
@@ -332,18 +339,19 @@ impl Report {
             let _ = writeln!(o, "| conventions that differ | {} |", code_list(&self.differing_fields));
         }
         let t = &self.tolerances;
-        let any_dump = self.a.dump.is_some() || self.b.dump.is_some();
-        let noise_source = match (self.a.spec.is_some() || self.b.spec.is_some(), any_dump) {
-            (_, false) => "each path vs its own f64 twin".to_string(),
-            (true, true) => format!(
-                "a path vs its own f64 twin; a dump, which cannot be rerun: the larger of the path's f32 noise and \
-                 {:e}·max\\|value\\|, plus its storage and print rounding",
+        let noise_source = if self.a.noise == self.b.noise {
+            format!("each side {}", self.a.noise_text)
+        } else {
+            format!("A {}; B {}", self.a.noise_text, self.b.noise_text)
+        };
+        let noise_source = if self.a.dump.is_some() || self.b.dump.is_some() {
+            format!(
+                "{noise_source}. A dump's noise is the larger of the other path's noise and {:e}·max\\|value\\|, \
+                 plus its storage and print rounding",
                 t.dump_noise_rel
-            ),
-            (false, true) => format!(
-                "each dump: {:e}·max\\|value\\| of the stage, plus its storage and print rounding",
-                t.dump_noise_rel
-            ),
+            )
+        } else {
+            noise_source
         };
         let mut tol = format!(
             "a stage diverges when max\\|A−B\\| > {} × max(noise A, noise B) + {:e}·max\\|A\\| (noise: {noise_source})",

@@ -4,9 +4,10 @@
 
 use crate::float::Float;
 use crate::model::Matrix;
-use crate::path::{Precision, Projection};
+use crate::path::{ActivationQuant, Precision, Projection};
 use crate::quant;
-use crate::Result;
+use crate::quant::actq::{self, ActFormat, QuantizedActs};
+use crate::{Error, Result};
 use rayon::prelude::*;
 use std::collections::HashMap;
 
@@ -68,11 +69,31 @@ pub fn matmul<F: Float>(
     acc: Precision,
     cache: &mut DenseCache,
 ) -> Result<()> {
+    matmul_rounded(out, w, xs, projection, acc, ActivationQuant::None, cache)
+}
+
+/// [`matmul`] with the inputs rounded as `rounding` says first (`llama_cpp`: to the dot-product
+/// format llama.cpp pairs with the weight type, then integer products per block; f32 paths only).
+pub fn matmul_rounded<F: Float>(
+    out: &mut [F],
+    w: &Matrix<'_>,
+    xs: &[F],
+    projection: Projection,
+    acc: Precision,
+    rounding: ActivationQuant,
+    cache: &mut DenseCache,
+) -> Result<()> {
     let (rows, cols) = (w.rows, w.cols);
     let n = xs.len().checked_div(cols).unwrap_or(0);
     debug_assert_eq!((out.len(), xs.len()), (n * rows, n * cols));
     if n == 0 || rows == 0 {
         return Ok(());
+    }
+    if rounding == ActivationQuant::LlamaCpp && orientation(w, projection) == Projection::Transposed {
+        let (Some(xs), Some(out)) = (F::as_f32s(xs), F::as_f32s_mut(out)) else {
+            return Err(Error::input("activation_quant=llama_cpp computes in f32: use precision=f32"));
+        };
+        return matmul_llama_cpp(out, w, xs, n);
     }
     if orientation(w, projection) == Projection::AsStored {
         let flat = cache.get(w)?;
@@ -92,32 +113,62 @@ pub fn matmul<F: Float>(
         }
         return Ok(());
     }
-    // Rows split across threads; each task decodes a row once and dots it with every position.
-    // With one position the output is already row-major; otherwise results land `[rows][n]` and
-    // are transposed after.
-    let by_row = |dst: &mut [F]| {
+    // Each task decodes a row once and dots it with every position.
+    by_rows(out, rows, n, cols, |r, row, outs| {
+        quant::fast::dequantize_row_fast(w.ggml_type, w.row(r), row)?;
+        F::dot_positions(row, xs, outs, acc);
+        Ok(())
+    })
+}
+
+/// Fill `out` (`n` vectors of `rows` values) one weight row at a time, rows split across threads:
+/// `f(r, scratch, outs)` writes row `r`'s result for every position into `outs` (`n` values),
+/// with `scratch` a reusable buffer of `cols` values. With one position `out` is written in place;
+/// otherwise results land `[rows][n]` and are transposed after.
+fn by_rows<F: Float>(
+    out: &mut [F],
+    rows: usize,
+    n: usize,
+    cols: usize,
+    f: impl Fn(usize, &mut [f32], &mut [F]) -> Result<()> + Sync,
+) -> Result<()> {
+    let fill = |dst: &mut [F]| {
         dst.par_chunks_mut(ROWS_PER_TASK * n).enumerate().try_for_each_init(
             || vec![0f32; cols],
-            |row, (ci, chunk)| -> Result<()> {
+            |scratch, (ci, chunk)| -> Result<()> {
                 for (k, outs) in chunk.chunks_exact_mut(n).enumerate() {
-                    quant::fast::dequantize_row_fast(w.ggml_type, w.row(ci * ROWS_PER_TASK + k), row)?;
-                    F::dot_positions(row, xs, outs, acc);
+                    f(ci * ROWS_PER_TASK + k, scratch, outs)?;
                 }
                 Ok(())
             },
         )
     };
     if n == 1 {
-        return by_row(out);
+        return fill(out);
     }
     let mut tmp = vec![F::ZERO; n * rows];
-    by_row(&mut tmp)?;
+    fill(&mut tmp)?;
     for (r, values) in tmp.chunks_exact(n).enumerate() {
         for (t, &v) in values.iter().enumerate() {
             out[t * rows + r] = v;
         }
     }
     Ok(())
+}
+
+/// llama.cpp's CPU matmul: each input vector rounded to the weight type's dot-product format
+/// once, then every row dotted with it on the blocks (integer products), rows split across threads.
+fn matmul_llama_cpp(out: &mut [f32], w: &Matrix<'_>, xs: &[f32], n: usize) -> Result<()> {
+    let (rows, cols) = (w.rows, w.cols);
+    let format = ActFormat::for_weights(w.ggml_type)?;
+    let acts = xs.chunks_exact(cols).map(|x| QuantizedActs::quantize(format, x)).collect::<Result<Vec<_>>>()?;
+    by_rows(out, rows, n, 0, |r, _, outs| {
+        let row = w.row(r);
+        for (o, a) in outs.iter_mut().zip(&acts) {
+            *o = actq::vec_dot(w.ggml_type, row, a)?;
+        }
+        Ok(())
+    })
 }
 
 /// Row `r` of the embedding, decoded.

@@ -5,6 +5,7 @@
 //! in `shared/reference/quant`). Products are written in the same order as ggml, e.g. Q6_K's
 //! `d * scale * q` is `(d * scale) * q`: float multiplication is not associative.
 
+pub mod actq;
 pub mod blocks;
 pub mod fast;
 pub mod quantize;

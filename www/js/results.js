@@ -99,10 +99,15 @@ export class Results {
     box.dataset.verdict = r.verdict;
     const a = el('code', {}, r.a.text);
     const b = el('code', {}, r.b.text);
+    // A side that rounds activations to 8 bits has a chaotic noise floor: say how it was measured.
+    const spread = ['a', 'b'].filter((s) => r[s].noise === 'perturbation_spread');
+    const chaos = spread.length
+      ? el('span', { class: 'noise-note' }, ` ${spread.map((s) => s.toUpperCase()).join(' and ')} round${spread.length > 1 ? '' : 's'} activations to 8 bits as llama.cpp does: ${spread.length > 1 ? 'their' : 'its'} noise floor is ${r[spread[0]].noise_text}.`)
+      : null;
     if (r.verdict === 'agree') {
       const worst = r.stages.reduce((m, s) => Math.max(m, s.max_abs), 0);
-      replace(box, el('strong', {}, 'The paths agree within float noise. '), b, ' and ', a,
-        ` differ by at most ${num(worst)} anywhere, within ${r.tolerances.noise_multiple}× their measured noise.`);
+      replace(box, el('strong', {}, `The paths agree within ${spread.length ? 'their noise' : 'float noise'}. `), b, ' and ', a,
+        ` differ by at most ${num(worst)} anywhere, within ${r.tolerances.noise_multiple}× their measured noise.`, chaos);
       return;
     }
     const d = r.first_divergence;
@@ -113,6 +118,7 @@ export class Results {
       ` (${d.layer === null ? '' : `layer ${d.layer}, `}stage ${d.stage}) at position ${d.position} (token ${this.tokenLabel(r.compared_tokens[d.position])}): max |Δ| ${num(d.max_abs)}, ${num(d.times_threshold)}× the noise threshold.`,
     ];
     if (r.explain) parts.push(' ', el('span', { class: 'explain-line' }, `Explained by ${r.explain.summary}.`));
+    if (chaos) parts.push(chaos);
     replace(box, ...parts);
   }
 
@@ -142,8 +148,7 @@ export class Results {
   /** How each side's noise was obtained, for the inspector. */
   noiseSource() {
     const r = this.report;
-    const part = (side) => (r[side].kind === 'dump' ? 'assumed: a dump cannot be re-run' : 'vs its f64 twin');
-    return r.a.kind === r.b.kind && r.a.kind === 'path' ? 'each path vs its f64 twin' : `A ${part('a')}; B ${part('b')}`;
+    return r.a.noise === r.b.noise ? `each side ${r.a.noise_text}` : `A ${r.a.noise_text}; B ${r.b.noise_text}`;
   }
 
   /** What each dump held and what became of every tensor. */
