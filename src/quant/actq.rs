@@ -32,7 +32,7 @@
 //! (`ggml_vec_dot_*_generic` in ggml-cpu/quants.c) **as the x86 build compiles them** (gcc -O3
 //! -mfma, `-std=gnu11`, whose default `-ffp-contract=fast` fuses some multiply-adds; read off the
 //! disassembly of libggml-cpu.so and tested bit for bit against the exported `_generic` symbols).
-//! `fma(a, b, c)` below is one rounding (`libm::fmaf`, correctly rounded on every platform),
+//! `fma(a, b, c)` below is one rounding (`f32::mul_add`, correctly rounded on every platform),
 //! `dx`/`mx` the weight block's f16 scale/min, `dy`/`sy` the activation block's scale/sum, sums
 //! start at +0.0 and run over blocks in order:
 //! - Q4_0: `sumf = fma(sumi as f32 * dx, dy, sumf)`
@@ -446,7 +446,31 @@ pub fn vec_dot_scalar(t: GgmlType, row: &[u8], acts: &QuantizedActs) -> Result<f
 /// As [`vec_dot_scalar`].
 pub fn vec_dot(t: GgmlType, row: &[u8], acts: &QuantizedActs) -> Result<f32> {
     check(t, row, acts)?;
+    #[cfg(target_arch = "x86_64")]
+    if fma::available() {
+        // SAFETY: the CPU has FMA and F16C (checked just above).
+        return Ok(unsafe { fma::dot(t, row, acts) });
+    }
     Ok(dot::<Fast>(t, row, acts))
+}
+
+/// The same code compiled with FMA and F16C enabled, for x86-64 CPUs that have them (nearly all
+/// since 2013): `mul_add` becomes one instruction instead of a library call and f16 scales convert
+/// inline. A fused multiply-add is correctly rounded by definition, so the bits do not change.
+#[cfg(target_arch = "x86_64")]
+mod fma {
+    use super::*;
+
+    pub fn available() -> bool {
+        std::is_x86_feature_detected!("fma") && std::is_x86_feature_detected!("f16c")
+    }
+
+    /// # Safety
+    /// The CPU must support FMA and F16C ([`available`]).
+    #[target_feature(enable = "fma,f16c")]
+    pub unsafe fn dot(t: GgmlType, row: &[u8], acts: &QuantizedActs) -> f32 {
+        super::dot::<Fast>(t, row, acts)
+    }
 }
 
 /// Whether [`vec_dot`] uses vector code for weights of type `t` in this build.
@@ -481,12 +505,18 @@ fn check(t: GgmlType, row: &[u8], acts: &QuantizedActs) -> Result<()> {
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 type Fast = simd::Simd128;
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+#[cfg(all(target_arch = "x86_64", not(all(target_arch = "wasm32", target_feature = "simd128"))))]
+type Fast = sse2::Sse2;
+#[cfg(not(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128"))))]
 type Fast = Scalar;
 
+/// One rounding of `a * b + c`. IEEE 754 specifies fused multiply-add exactly, so every
+/// implementation gives the same bits: the FMA instruction where the build has it (natively with
+/// `-C target-feature=+fma`, or glibc's `fmaf`, which uses it when the CPU has it), software
+/// elsewhere (wasm32). `libm::fmaf` (pure software) is the reference the tests check against.
 #[inline]
 fn fma(a: f32, b: f32, c: f32) -> f32 {
-    libm::fmaf(a, b, c)
+    a.mul_add(b, c)
 }
 
 /// The integer (and float-lane) work of one block, scalar or vector. Every method returns exact
@@ -515,6 +545,7 @@ trait Kernels {
     fn bf16_lanes(w: &[u8], y: &[f32]) -> [f32; 32];
 }
 
+#[inline(always)]
 fn dot<K: Kernels>(t: GgmlType, row: &[u8], acts: &QuantizedActs) -> f32 {
     use bytemuck::cast_slice as cast;
     let y = &acts.bytes;
@@ -875,6 +906,127 @@ impl Kernels for Scalar {
             s[i % 32] += bf16_at(w, i) * v;
         }
         s
+    }
+}
+
+// ---- SSE2 kernels (x86-64 baseline) -------------------------------------------------------------
+
+/// The 32-value blocks with SSE2 (always present on x86-64): bytes widened to i16 and multiplied
+/// pairwise into i32 (`pmaddwd`), exact. The k-quants and float lanes use the scalar code.
+#[cfg(target_arch = "x86_64")]
+mod sse2 {
+    use super::*;
+    use core::arch::x86_64::*;
+
+    pub struct Sse2;
+
+    // SAFETY (every block below): SSE2 is part of the x86-64 baseline, so the intrinsics are always
+    // available; loads are the unaligned forms of 16 bytes inside arrays of at least that size.
+
+    /// 16 bytes of `b` from `at`.
+    #[inline(always)]
+    fn ld(b: &[u8], at: usize) -> __m128i {
+        let s = &b[at..at + 16];
+        unsafe { _mm_loadu_si128(s.as_ptr().cast()) }
+    }
+
+    /// Σ a[i] * y[i] over 16 weights given as unsigned bytes (0..=255) and 16 signed activations,
+    /// as four i32 partial sums.
+    #[inline(always)]
+    fn madd_u8_i8(a: __m128i, y: __m128i) -> __m128i {
+        unsafe {
+            let z = _mm_setzero_si128();
+            let (alo, ahi) = (_mm_unpacklo_epi8(a, z), _mm_unpackhi_epi8(a, z));
+            let ylo = _mm_srai_epi16(_mm_unpacklo_epi8(y, y), 8);
+            let yhi = _mm_srai_epi16(_mm_unpackhi_epi8(y, y), 8);
+            _mm_add_epi32(_mm_madd_epi16(alo, ylo), _mm_madd_epi16(ahi, yhi))
+        }
+    }
+
+    /// As [`madd_u8_i8`] with signed weights.
+    #[inline(always)]
+    fn madd_i8_i8(a: __m128i, y: __m128i) -> __m128i {
+        unsafe {
+            let alo = _mm_srai_epi16(_mm_unpacklo_epi8(a, a), 8);
+            let ahi = _mm_srai_epi16(_mm_unpackhi_epi8(a, a), 8);
+            let ylo = _mm_srai_epi16(_mm_unpacklo_epi8(y, y), 8);
+            let yhi = _mm_srai_epi16(_mm_unpackhi_epi8(y, y), 8);
+            _mm_add_epi32(_mm_madd_epi16(alo, ylo), _mm_madd_epi16(ahi, yhi))
+        }
+    }
+
+    #[inline(always)]
+    fn hsum(v: __m128i) -> i32 {
+        let mut l = [0i32; 4];
+        unsafe { _mm_storeu_si128(l.as_mut_ptr().cast(), v) };
+        l[0].wrapping_add(l[1]).wrapping_add(l[2]).wrapping_add(l[3])
+    }
+
+    /// The low and high nibbles of 16 bytes.
+    #[inline(always)]
+    fn nibbles(v: __m128i) -> (__m128i, __m128i) {
+        unsafe {
+            let m = _mm_set1_epi8(0x0F);
+            (_mm_and_si128(v, m), _mm_and_si128(_mm_srli_epi16(v, 4), m))
+        }
+    }
+
+    /// Σ y over 32 signed activation bytes (to fold in a constant weight offset exactly).
+    #[inline(always)]
+    fn sum_y(y: &[u8; QK]) -> i32 {
+        unsafe {
+            let ones = _mm_set1_epi8(1);
+            hsum(_mm_add_epi32(madd_u8_i8(ones, ld(y, 0)), madd_u8_i8(ones, ld(y, 16))))
+        }
+    }
+
+    impl Kernels for Sse2 {
+        fn q4_0(x: &BlockQ4_0, y: &[u8; QK]) -> i32 {
+            // Σ (q - 8) y = Σ q y - 8 Σ y, exact in i32.
+            let (lo, hi) = nibbles(ld(&x.qs, 0));
+            let s = unsafe { _mm_add_epi32(madd_u8_i8(lo, ld(y, 0)), madd_u8_i8(hi, ld(y, 16))) };
+            hsum(s) - 8 * sum_y(y)
+        }
+        fn q4_1(x: &BlockQ4_1, y: &[u8; QK]) -> i32 {
+            let (lo, hi) = nibbles(ld(&x.qs, 0));
+            hsum(unsafe { _mm_add_epi32(madd_u8_i8(lo, ld(y, 0)), madd_u8_i8(hi, ld(y, 16))) })
+        }
+        fn q5_0(x: &BlockQ5_0, y: &[u8; QK]) -> i32 {
+            Scalar::q5_0(x, y)
+        }
+        fn q5_1(x: &BlockQ5_1, y: &[u8; QK]) -> i32 {
+            Scalar::q5_1(x, y)
+        }
+        fn q8_0(x: &[u8; QK], y: &[u8; QK]) -> i32 {
+            hsum(unsafe { _mm_add_epi32(madd_i8_i8(ld(x, 0), ld(y, 0)), madd_i8_i8(ld(x, 16), ld(y, 16))) })
+        }
+        fn iq4_nl(x: &BlockIq4Nl, y: &[u8; QK]) -> i32 {
+            Scalar::iq4_nl(x, y)
+        }
+        fn q2_k(x: &BlockQ2K, y: &[u8; QK_K]) -> i32 {
+            Scalar::q2_k(x, y)
+        }
+        fn q3_k(x: &BlockQ3K, y: &[u8; QK_K]) -> [i32; 8] {
+            Scalar::q3_k(x, y)
+        }
+        fn q4_k(x: &BlockQ4K, y: &[u8; QK_K], scales: &[u8; 8]) -> [i32; 8] {
+            Scalar::q4_k(x, y, scales)
+        }
+        fn q5_k(x: &BlockQ5K, y: &[u8; QK_K], scales: &[u8; 8]) -> [i32; 8] {
+            Scalar::q5_k(x, y, scales)
+        }
+        fn q6_k(x: &BlockQ6K, y: &[u8; QK_K]) -> [i32; 8] {
+            Scalar::q6_k(x, y)
+        }
+        fn iq4_xs(x: &BlockIq4Xs, y: &[u8; QK_K]) -> [i32; 8] {
+            Scalar::iq4_xs(x, y)
+        }
+        fn f16_lanes(w: &[u8], y: &[f32]) -> [f32; 32] {
+            Scalar::f16_lanes(w, y)
+        }
+        fn bf16_lanes(w: &[u8], y: &[f32]) -> [f32; 32] {
+            Scalar::bf16_lanes(w, y)
+        }
     }
 }
 
