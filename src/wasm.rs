@@ -4,7 +4,7 @@
 
 use crate::diff::{self, CompareOptions, Report, Tolerances};
 use crate::dump::{self, DumpInfo};
-use crate::forward::{forward, Isolation, Prompt};
+use crate::forward::{forward, Isolation, Prompt, Runner};
 use crate::gguf::Gguf;
 use crate::import::mapfile::MapFile;
 use crate::import::naming::Naming;
@@ -13,7 +13,7 @@ use crate::logits::RunSummary;
 use crate::model::Model;
 use crate::path::{Bos, PathSpec, PRESETS};
 use crate::tokenizer::EncodeOptions;
-use crate::trace::{StageId, Trace};
+use crate::trace::{Capture, StageId, Trace};
 use crate::{inspect, synth, Error};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -256,6 +256,30 @@ impl Session {
         let summary = RunSummary::new(&spec, &trace, top, model.display_tokenizer());
         self.last = Some((spec, trace));
         to_js(&summary)
+    }
+
+    /// Time a path on this model as `paritylab bench infer` does: `prompt` (token ids, as given) in
+    /// one batch from an empty cache, then `decode` greedy steps; `capture` is `full`, `stats` or
+    /// `off`. Returns `{prompt_ms, decode_ms, prompt_tokens, decode_tokens, peak_memory_bytes}`,
+    /// timed with the worker's `performance.now()`. Nothing is kept.
+    pub fn bench_infer(&self, path: &str, prompt: Vec<u32>, decode: usize, capture: &str) -> Result<JsValue, JsError> {
+        let spec = PathSpec::parse(path).map_err(js_error)?;
+        let capture = Capture::from_name(capture)
+            .ok_or_else(|| JsError::new(&format!("capture {capture:?}: use full, stats or off")))?;
+        let model = self.model()?;
+        let mut runner = Runner::new(model, &spec, capture).map_err(js_error)?;
+        let t0 = now_ms();
+        runner.feed(&prompt).map_err(js_error)?;
+        let t1 = now_ms();
+        for _ in 0..decode {
+            let next = runner.argmax().unwrap_or(0);
+            runner.feed(&[next]).map_err(js_error)?;
+        }
+        let t2 = now_ms();
+        to_js(&serde_json::json!({
+            "prompt_ms": t1 - t0, "decode_ms": t2 - t1, "prompt_tokens": prompt.len(), "decode_tokens": decode,
+            "peak_memory_bytes": memory_bytes(),
+        }))
     }
 
     /// The last run's stages in execution order: `[{name, layer, stage, shape}]`.
@@ -581,4 +605,16 @@ pub fn pool_thread_indices() -> Vec<u32> {
     ids.sort_unstable();
     ids.dedup();
     ids
+}
+
+/// `performance.now()` of the worker (or page), in milliseconds.
+fn now_ms() -> f64 {
+    let global = js_sys::global();
+    js_sys::Reflect::get(&global, &JsValue::from_str("performance"))
+        .ok()
+        .and_then(|perf| {
+            let now = js_sys::Reflect::get(&perf, &JsValue::from_str("now")).ok()?;
+            js_sys::Function::from(now).call0(&perf).ok()?.as_f64()
+        })
+        .unwrap_or_else(js_sys::Date::now)
 }

@@ -20,13 +20,17 @@ async function start() {
   }
   // Threads need SharedArrayBuffer, which browsers only give to cross-origin isolated pages.
   const isolated = self.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function';
-  const build = isolated ? 'mt' : 'st';
+  // Benchmarks pin the build and the thread count: worker.js?build=st or ?threads=N.
+  const params = new URL(self.location.href).searchParams;
+  const build = isolated && params.get('build') !== 'st' ? 'mt' : 'st';
   engine = await import(`./pkg-${build}/paritylab.js`);
   await engine.default();
   if (build === 'mt') {
     const cores = navigator.hardwareConcurrency || 2;
+    const asked = Number.parseInt(params.get('threads') || '', 10);
+    const threads = asked >= 1 && asked <= 16 ? asked : Math.min(Math.max(cores, 2), 16);
     // Must come before any other rayon use, or rayon builds a default pool first.
-    await engine.initThreadPool(Math.min(Math.max(cores, 2), 16));
+    await engine.initThreadPool(threads);
   }
   session = new engine.Session();
   const info = engine.build_info();
@@ -57,6 +61,8 @@ function handle(msg, progress) {
       return { value: session.model_info() };
     case 'run':
       return { value: session.run(msg.path, msg.prompt, msg.top) };
+    case 'bench_infer':
+      return { value: session.bench_infer(msg.path, Uint32Array.from(msg.prompt), msg.decode, msg.capture) };
     case 'input_tokens':
       return { value: session.input_tokens(msg.path, msg.prompt) };
     case 'tokenize':

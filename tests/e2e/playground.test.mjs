@@ -65,6 +65,25 @@ test('a dropped q8_0 model: hf and the f64 oracle agree within noise', async () 
   await page.close();
 });
 
+test('the llama.cpp preset: activation rounding explained, its noise measured by perturbed reruns', async () => {
+  const page = await openPage(ctx.browser, ctx.isolated.url);
+  await chooseFile(page, path.join(REFERENCE, 'gguf/qwen3_gqa.q8_0.gguf'));
+  await page.fill('#prompt-ids', '1,2,3,4');
+  await compareWith(page, 'hf', 'llama.cpp');
+  const v = await verdict(page);
+  // Q8_0 rounding of every matmul input is a real change of the math, which explain names.
+  assert.equal(await page.getAttribute('#verdict', 'data-verdict'), 'diverge', v);
+  assert.match(v, /Explained by positions 0-3: activation_quant/);
+  assert.match(v, /B rounds activations to 8 bits as llama\.cpp does: its noise floor is measured as the spread of 2 reruns/);
+  const differs = await page.$$eval('#conventions tr.differs', (rows) => rows.map((r) => r.dataset.field));
+  assert.deepEqual(differs, ['activation_quant']);
+  const r = await report(page);
+  assert.deepEqual([r.a.noise, r.b.noise], ['f64_twin', 'perturbation_spread']);
+  await shot(page, 'playground-llamacpp-preset');
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
 test('a shared link reproduces the same numbers; a corrupted one says so and shows the default', async () => {
   const page = await openPage(ctx.browser, ctx.isolated.url);
   await page.click('#src-tab-synth');
