@@ -162,7 +162,8 @@ cmd_bench() {
   cmd_setup
   cmd_models
   cmd_build
-  log "bench: tokenizer throughput, native and wasm (writes BENCHMARKS.md)"
+  # Inference: also builds llama.cpp's llama-bench (PyPI sdist) and bench/candle once, into caches.
+  log "bench: tokenizer throughput, native and wasm; inference speed against the peers (writes BENCHMARKS.md)"
   CHROME_ARGS="$CHROME_ARGS" node bench/run.mjs
 }
 

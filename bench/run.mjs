@@ -4,6 +4,8 @@
 // vocabulary (qwen2 pre-tokenizer, NFC) and SmolLM2's (smollm), natively (the CLI) and in wasm in
 // headless Chromium (single-threaded and multi-threaded builds, in the page's own worker), several
 // rounds each, medians with min-max.
+//
+// Inference speed (bench/infer.mjs): appended as its own section (INFER=0 skips it).
 
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, linkSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -163,3 +165,11 @@ Rerun: \`./build.sh bench\` (\`ROUNDS=15 ./build.sh bench\` for more rounds).
 `;
 writeFileSync(path.join(ROOT, 'BENCHMARKS.md'), md);
 console.log(md);
+
+// Inference speed: its own interleaved rounds (ROUNDS, default 5) and artifacts/bench/infer.json.
+if (process.env.INFER !== '0') {
+  const { main: inference } = await import('./infer.mjs');
+  const { results, md: section } = await inference();
+  writeFileSync(path.join(ROOT, 'BENCHMARKS.md'), `${md}\n${section}`);
+  if (results.contenders.some((r) => r.error)) process.exitCode = 1;
+}
