@@ -241,3 +241,31 @@ fn configs_that_cannot_load_say_why() {
     let e = err_of(with("qwen3.feed_forward_length", Some(WriterValue::U32(48))));
     assert!(e.contains("blk.0.ffn_gate.weight has dims [32, 64], expected [32, 48]"), "{e}");
 }
+
+#[test]
+fn task_sizes_that_follow_the_thread_count_keep_results_bit_identical() {
+    // Rows of 256 and 512: rows are split into differently sized tasks for 1, 2 and 3 threads.
+    let bytes = common::read_reference("w256/gguf/llama_w256.q4_k.gguf");
+    let model = Model::from_bytes(&bytes).unwrap();
+    let tokens = [1u32, 2, 3, 4, 5];
+    for preset in ["hf", "llama.cpp"] {
+        let path = PathSpec::parse(preset).unwrap();
+        let in_pool = |n: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
+            pool.install(|| forward(&model, &path, &tokens, None).unwrap())
+        };
+        let one = in_pool(1);
+        for n in [2, 3] {
+            let other = in_pool(n);
+            for &id in one.ids() {
+                for pos in 0..tokens.len() {
+                    assert_eq!(
+                        bits(one.get(id, pos).unwrap()),
+                        bits(other.get(id, pos).unwrap()),
+                        "{preset} {id} {pos} {n}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -132,12 +132,15 @@ fn by_rows<F: Float>(
     cols: usize,
     f: impl Fn(usize, &mut [f32], &mut [F]) -> Result<()> + Sync,
 ) -> Result<()> {
+    // About four tasks per thread (at least ROWS_PER_TASK rows each): fewer, larger tasks cost less
+    // to hand out (web workers wake slowly). Each value is computed alike whatever the split.
+    let per_task = (rows / (4 * rayon::current_num_threads())).max(ROWS_PER_TASK);
     let fill = |dst: &mut [F]| {
-        dst.par_chunks_mut(ROWS_PER_TASK * n).enumerate().try_for_each_init(
+        dst.par_chunks_mut(per_task * n).enumerate().try_for_each_init(
             || vec![0f32; cols],
             |scratch, (ci, chunk)| -> Result<()> {
                 for (k, outs) in chunk.chunks_exact_mut(n).enumerate() {
-                    f(ci * ROWS_PER_TASK + k, scratch, outs)?;
+                    f(ci * per_task + k, scratch, outs)?;
                 }
                 Ok(())
             },
