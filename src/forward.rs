@@ -17,7 +17,7 @@
 use crate::arch::Arch;
 use crate::float::Float;
 use crate::model::{Config, Model};
-use crate::ops::matvec::{embedding_row, matmul_rounded, DenseCache};
+use crate::ops::matvec::{embedding_row, matmul, DenseCache};
 use crate::ops::{rmsnorm, rope, rope_tables, silu, softmax};
 use crate::path::{ActivationQuant, AttnScale, Bos, HeadDim, PathSpec, Precision, QkvBias, RopePairing, Softmax};
 use crate::tokenizer::EncodeOptions;
@@ -125,8 +125,8 @@ pub fn forward(
 ) -> Result<Trace> {
     let tokens = input_tokens(model, path, &prompt.into())?;
     match path.precision {
-        Precision::F64 => run::<f64>(model, path, &tokens, inject),
-        Precision::F32 => run::<f32>(model, path, &tokens, inject),
+        Precision::F64 => run::<f64>(model, path, &tokens, inject, None),
+        Precision::F32 => run::<f32>(model, path, &tokens, inject, None),
     }
 }
 
@@ -163,6 +163,18 @@ impl<'m> Runner<'m> {
             Either::F32(s) => s.feed(tokens),
             Either::F64(s) => s.feed(tokens),
         }
+    }
+
+    /// Decode `steps` tokens greedily: feed [`Runner::argmax`] back, one token at a time.
+    ///
+    /// # Errors
+    /// Nothing was fed yet, or the model's context is full.
+    pub fn decode_greedy(&mut self, steps: usize) -> Result<()> {
+        for _ in 0..steps {
+            let next = self.argmax().ok_or_else(|| Error::input("decoding needs a prompt first"))?;
+            self.feed(&[next])?;
+        }
+        Ok(())
     }
 
     /// The logits after the last token fed (empty before any).
@@ -206,15 +218,9 @@ impl<'m> Runner<'m> {
 /// (8-bit activation rounding), where an f64 twin measures nothing useful.
 pub fn forward_perturbed(model: &Model<'_>, path: &PathSpec, prompt: impl Into<Prompt>, seed: u64) -> Result<Trace> {
     let tokens = input_tokens(model, path, &prompt.into())?;
-    fn go<F: Float>(model: &Model<'_>, path: &PathSpec, tokens: &[u32], seed: u64) -> Result<Trace> {
-        let mut state = State::<F>::new(model, path, Capture::Full, None)?;
-        state.perturb = Some(seed);
-        state.feed(tokens)?;
-        Ok(state.rec.trace)
-    }
     match path.precision {
-        Precision::F64 => go::<f64>(model, path, &tokens, seed),
-        Precision::F32 => go::<f32>(model, path, &tokens, seed),
+        Precision::F64 => run::<f64>(model, path, &tokens, None, Some(seed)),
+        Precision::F32 => run::<f32>(model, path, &tokens, None, Some(seed)),
     }
 }
 
@@ -350,8 +356,16 @@ fn check_tokens(c: &Config, done: usize, tokens: &[u32]) -> Result<()> {
     Ok(())
 }
 
-fn run<F: Float>(model: &Model<'_>, path: &PathSpec, tokens: &[u32], inject: Option<Injection<'_>>) -> Result<Trace> {
+/// One batch of `tokens` from an empty cache, every stage kept; `perturb`: see [`forward_perturbed`].
+fn run<F: Float>(
+    model: &Model<'_>,
+    path: &PathSpec,
+    tokens: &[u32],
+    inject: Option<Injection<'_>>,
+    perturb: Option<u64>,
+) -> Result<Trace> {
     let mut state = State::<F>::new(model, path, Capture::Full, inject)?;
+    state.perturb = perturb;
     state.feed(tokens)?;
     Ok(state.rec.trace)
 }
@@ -441,9 +455,9 @@ impl<'m, 'r, F: Float> State<'m, 'r, F> {
             let mut q = zeros(n * qn);
             let mut k = zeros(n * kvn);
             let mut v = zeros(n * kvn);
-            matmul_rounded(&mut q, &layer.wq, &xn, proj, acc, plan.rounding, dense)?;
-            matmul_rounded(&mut k, &layer.wk, &xn, proj, acc, plan.rounding, dense)?;
-            matmul_rounded(&mut v, &layer.wv, &xn, proj, acc, plan.rounding, dense)?;
+            matmul(&mut q, &layer.wq, &xn, proj, acc, plan.rounding, dense)?;
+            matmul(&mut k, &layer.wk, &xn, proj, acc, plan.rounding, dense)?;
+            matmul(&mut v, &layer.wv, &xn, proj, acc, plan.rounding, dense)?;
             if path.qkv_bias == QkvBias::Apply {
                 for (out, bias) in [(&mut q, &layer.bq), (&mut k, &layer.bk), (&mut v, &layer.bv)] {
                     if let Some(b) = bias {
@@ -531,7 +545,7 @@ impl<'m, 'r, F: Float> State<'m, 'r, F> {
 
             // 9. Output projection and the first residual.                             [n, hidden]
             let mut attn_out = zeros(n * c.hidden);
-            matmul_rounded(&mut attn_out, &layer.wo, &kqv, proj, acc, plan.rounding, dense)?;
+            matmul(&mut attn_out, &layer.wo, &kqv, proj, acc, plan.rounding, dense)?;
             rec.stage(id(Stage::AttnOut), p0, &mut attn_out, c.hidden)?;
             let mut ffn_inp: Vec<F> = x.iter().zip(&attn_out).map(|(&a, &b)| a + b).collect();
             rec.stage(id(Stage::FfnInp), p0, &mut ffn_inp, c.hidden)?;
@@ -544,8 +558,8 @@ impl<'m, 'r, F: Float> State<'m, 'r, F> {
             rec.stage(id(Stage::FfnNorm), p0, &mut fx, c.hidden)?;
             let mut gate = zeros(n * c.ffn);
             let mut up = zeros(n * c.ffn);
-            matmul_rounded(&mut gate, &layer.w_gate, &fx, proj, acc, plan.rounding, dense)?;
-            matmul_rounded(&mut up, &layer.w_up, &fx, proj, acc, plan.rounding, dense)?;
+            matmul(&mut gate, &layer.w_gate, &fx, proj, acc, plan.rounding, dense)?;
+            matmul(&mut up, &layer.w_up, &fx, proj, acc, plan.rounding, dense)?;
             rec.stage(id(Stage::FfnGate), p0, &mut gate, c.ffn)?;
             rec.stage(id(Stage::FfnUp), p0, &mut up, c.ffn)?;
             let mut act: Vec<F> = gate.iter().map(|&g| silu(g)).collect();
@@ -553,7 +567,7 @@ impl<'m, 'r, F: Float> State<'m, 'r, F> {
             act.iter_mut().zip(&up).for_each(|(a, &u)| *a = *a * u);
             rec.stage(id(Stage::FfnAct), p0, &mut act, c.ffn)?;
             let mut ffn_out = zeros(n * c.hidden);
-            matmul_rounded(&mut ffn_out, &layer.w_down, &act, proj, acc, plan.rounding, dense)?;
+            matmul(&mut ffn_out, &layer.w_down, &act, proj, acc, plan.rounding, dense)?;
             rec.stage(id(Stage::FfnOut), p0, &mut ffn_out, c.hidden)?;
 
             // 11. Second residual: the layer's output is the next layer's input.
@@ -568,7 +582,7 @@ impl<'m, 'r, F: Float> State<'m, 'r, F> {
         }
         rec.stage(StageId::global(Stage::ResultNorm), p0, &mut xn, c.hidden)?;
         let mut logits = zeros(n * c.vocab);
-        matmul_rounded(&mut logits, &w.output, &xn, proj, acc, plan.rounding, dense)?;
+        matmul(&mut logits, &w.output, &xn, proj, acc, plan.rounding, dense)?;
         rec.stage(StageId::global(Stage::ResultOutput), p0, &mut logits, c.vocab)?;
         self.last_logits = logits.split_off((n - 1) * c.vocab);
         Ok(())

@@ -289,15 +289,7 @@ impl Trace {
 
     /// Record the summary of stage `id` at position `pos` (capture `stats`; positions in order).
     pub fn record_stats(&mut self, id: StageId, pos: usize, stats: StageStats) {
-        let slot = self.stats.entry(id).or_insert_with(|| {
-            self.order.push(id);
-            Vec::new()
-        });
-        if slot.len() == pos {
-            slot.push(stats);
-        } else if let Some(v) = slot.get_mut(pos) {
-            *v = stats;
-        }
+        put(&mut self.stats, &mut self.order, id, pos, stats);
     }
 
     /// The summaries of stage `id`, one per position (capture `stats`).
@@ -307,15 +299,7 @@ impl Trace {
 
     /// Record the values of stage `id` at position `pos` (positions are recorded in order).
     pub fn record(&mut self, id: StageId, pos: usize, values: Values) {
-        let slot = self.data.entry(id).or_insert_with(|| {
-            self.order.push(id);
-            Vec::new()
-        });
-        if slot.len() == pos {
-            slot.push(values);
-        } else if let Some(v) = slot.get_mut(pos) {
-            *v = values;
-        }
+        put(&mut self.data, &mut self.order, id, pos, values);
     }
 
     /// Record values of which only the elements at `known` (ascending) are real.
@@ -389,6 +373,20 @@ impl Trace {
             }
             Some((vec![t, n], out))
         }
+    }
+}
+
+/// Store `value` as stage `id`'s entry for position `pos` (appended when it is the next one),
+/// adding `id` to the execution order the first time it is seen.
+fn put<T>(map: &mut HashMap<StageId, Vec<T>>, order: &mut Vec<StageId>, id: StageId, pos: usize, value: T) {
+    let slot = map.entry(id).or_insert_with(|| {
+        order.push(id);
+        Vec::new()
+    });
+    if slot.len() == pos {
+        slot.push(value);
+    } else if let Some(v) = slot.get_mut(pos) {
+        *v = value;
     }
 }
 

@@ -271,10 +271,7 @@ impl Session {
         let t0 = now_ms();
         runner.feed(&prompt).map_err(js_error)?;
         let t1 = now_ms();
-        for _ in 0..decode {
-            let next = runner.argmax().unwrap_or(0);
-            runner.feed(&[next]).map_err(js_error)?;
-        }
+        runner.decode_greedy(decode).map_err(js_error)?;
         let t2 = now_ms();
         to_js(&serde_json::json!({
             "prompt_ms": t1 - t0, "decode_ms": t2 - t1, "prompt_tokens": prompt.len(), "decode_tokens": decode,

@@ -44,37 +44,15 @@ pub fn orientation(w: &Matrix<'_>, projection: Projection) -> Projection {
     }
 }
 
-/// `out[j] = sum_i W[j][i] x[i]` (`transposed`, nn.Linear), or with the bytes read as `[in, out]`
-/// (`as_stored`): `out[j] = sum_i flat[i * out + j] x[i]`. `x` has `w.cols` values, `out` `w.rows`.
-pub fn matvec<F: Float>(
-    out: &mut [F],
-    w: &Matrix<'_>,
-    x: &[F],
-    projection: Projection,
-    acc: Precision,
-    cache: &mut DenseCache,
-) -> Result<()> {
-    matmul(out, w, x, projection, acc, cache)
-}
-
-/// [`matvec`] for several positions at once: `xs` holds `n` input vectors of `w.cols` values one
-/// after the other, `out` receives `n` output vectors of `w.rows` values. Each weight row is decoded
-/// once for all positions (the prompt's positions share one read of the weights), and every output
-/// value is the bits the one-position product gives: the same decoded row, the same dot product.
+/// `out = W x` for `n` positions at once: `xs` holds `n` input vectors of `w.cols` values one after
+/// the other, `out` receives `n` output vectors of `w.rows` values. `transposed` (nn.Linear):
+/// `out[j] = sum_i W[j][i] x[i]`; `as_stored` reads the bytes as `[in, out]`:
+/// `out[j] = sum_i flat[i * out + j] x[i]`. Each weight row is decoded once for all positions (the
+/// prompt's positions share one read of the weights), and every output value is the bits the
+/// one-position product gives: the same decoded row, the same dot product. With `rounding`
+/// `llama_cpp` the inputs are first rounded to the dot-product format llama.cpp pairs with the
+/// weight type, then multiplied with integer products per block (f32 paths only).
 pub fn matmul<F: Float>(
-    out: &mut [F],
-    w: &Matrix<'_>,
-    xs: &[F],
-    projection: Projection,
-    acc: Precision,
-    cache: &mut DenseCache,
-) -> Result<()> {
-    matmul_rounded(out, w, xs, projection, acc, ActivationQuant::None, cache)
-}
-
-/// [`matmul`] with the inputs rounded as `rounding` says first (`llama_cpp`: to the dot-product
-/// format llama.cpp pairs with the weight type, then integer products per block; f32 paths only).
-pub fn matmul_rounded<F: Float>(
     out: &mut [F],
     w: &Matrix<'_>,
     xs: &[F],
@@ -198,21 +176,39 @@ mod tests {
         let x = [1.0f64, 0.0, -1.0];
         let mut out = [0.0f64; 2];
         let mut cache = DenseCache::default();
-        matvec(&mut out, &w, &x, Projection::Transposed, Precision::F64, &mut cache).unwrap();
+        matmul(&mut out, &w, &x, Projection::Transposed, Precision::F64, ActivationQuant::None, &mut cache).unwrap();
         assert_eq!(out, [-2.0, -2.0]);
         // As stored: the bytes read as [in=3, out=2] = [[1, 2], [3, 4], [5, 6]]; x . M = [1 - 5, 2 - 6]
-        matvec(&mut out, &w, &x, Projection::AsStored, Precision::F64, &mut cache).unwrap();
+        matmul(&mut out, &w, &x, Projection::AsStored, Precision::F64, ActivationQuant::None, &mut cache).unwrap();
         assert_eq!(out, [-4.0, -4.0]);
         // The shape guess transposes a non-square matrix...
-        matvec(&mut out, &w, &x, Projection::ShapeGuess, Precision::F64, &mut cache).unwrap();
+        matmul(&mut out, &w, &x, Projection::ShapeGuess, Precision::F64, ActivationQuant::None, &mut cache).unwrap();
         assert_eq!(out, [-2.0, -2.0]);
         // ...and uses a square one as stored: W = [[1, 2], [3, 4]], x = [1, 1] -> x . W = [4, 6]
         let (sq, r2, c2) = matrix(&[1.0, 2.0, 3.0, 4.0], 2, 2);
         let w2 = Matrix { name: "sq", ggml_type: GgmlType::F32, rows: r2, cols: c2, data: &sq };
         let mut out2 = [0.0f32; 2];
-        matvec(&mut out2, &w2, &[1.0f32, 1.0], Projection::ShapeGuess, Precision::F32, &mut cache).unwrap();
+        matmul(
+            &mut out2,
+            &w2,
+            &[1.0f32, 1.0],
+            Projection::ShapeGuess,
+            Precision::F32,
+            ActivationQuant::None,
+            &mut cache,
+        )
+        .unwrap();
         assert_eq!(out2, [4.0, 6.0]);
-        matvec(&mut out2, &w2, &[1.0f32, 1.0], Projection::Transposed, Precision::F32, &mut cache).unwrap();
+        matmul(
+            &mut out2,
+            &w2,
+            &[1.0f32, 1.0],
+            Projection::Transposed,
+            Precision::F32,
+            ActivationQuant::None,
+            &mut cache,
+        )
+        .unwrap();
         assert_eq!(out2, [3.0, 7.0]);
     }
 }

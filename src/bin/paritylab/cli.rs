@@ -585,10 +585,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 runner.feed(&prompt)?;
                 pp.push(t.elapsed().as_secs_f64());
                 let t = std::time::Instant::now();
-                for _ in 0..decode {
-                    let next = runner.argmax().unwrap_or(0);
-                    runner.feed(&[next])?;
-                }
+                runner.decode_greedy(decode)?;
                 tg.push(t.elapsed().as_secs_f64());
             }
             let summary = |mut times: Vec<f64>, n: usize| {
