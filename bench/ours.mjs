@@ -80,27 +80,11 @@ export function browser(pathSpec, capture, threads, build = 'mt') {
       await page.goto(server.url);
       const env = await page.evaluate(async ({ query, modelUrl }) => {
         const bytes = await (await fetch(modelUrl)).arrayBuffer();
-        const worker = new Worker(`worker.js?${query}`, { type: 'module' });
-        let next = 1;
-        const pending = new Map();
-        const ready = new Promise((resolve, reject) => {
-          worker.onmessage = ({ data }) => {
-            if (data.type === 'ready') return resolve(data.env);
-            if (data.type === 'fatal') return reject(new Error(data.message));
-            if (data.type === 'progress') return;
-            const p = pending.get(data.id);
-            pending.delete(data.id);
-            if (data.type === 'result') p.resolve(data.value);
-            else p.reject(new Error(data.message));
-          };
-        });
-        window.benchCall = (type, payload, transfer = []) =>
-          new Promise((resolve, reject) => {
-            const id = next++;
-            pending.set(id, { resolve, reject });
-            worker.postMessage({ id, type, ...payload }, transfer);
-          });
-        const env = await ready;
+        // The page's own worker client (www/js/engine.js), on a worker pinned by the query.
+        const { Engine } = await import('/js/engine.js');
+        const engine = new Engine(new URL(`/worker.js?${query}`, location.href));
+        window.benchCall = (...args) => engine.call(...args);
+        const env = await engine.ready;
         await window.benchCall('load', { bytes }, [bytes]);
         return env;
       }, { query: build === 'mt' ? `threads=${threads}` : 'build=st', modelUrl: `/models/${path.basename(MODEL)}` });

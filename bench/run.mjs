@@ -57,27 +57,11 @@ async function browser(ctx, url, model, text) {
   const result = await page.evaluate(
     async ({ modelUrl, text, rounds }) => {
       const bytes = await (await fetch(modelUrl)).arrayBuffer();
-      const worker = new Worker('worker.js', { type: 'module' });
-      let next = 1;
-      const pending = new Map();
-      const ready = new Promise((resolve, reject) => {
-        worker.onmessage = ({ data }) => {
-          if (data.type === 'ready') return resolve(data.env);
-          if (data.type === 'fatal') return reject(new Error(data.message));
-          if (data.type === 'progress') return;
-          const p = pending.get(data.id);
-          pending.delete(data.id);
-          if (data.type === 'result') p.resolve(data.value);
-          else p.reject(new Error(data.message));
-        };
-      });
-      const call = (type, payload, transfer = []) =>
-        new Promise((resolve, reject) => {
-          const id = next++;
-          pending.set(id, { resolve, reject });
-          worker.postMessage({ id, type, ...payload }, transfer);
-        });
-      const env = await ready;
+      // The page's own worker client (www/js/engine.js).
+      const { Engine } = await import('/js/engine.js');
+      const engine = new Engine(new URL('/worker.js', location.href));
+      const call = (...args) => engine.call(...args);
+      const env = await engine.ready;
       await call('load', { bytes }, [bytes]);
       const t0 = performance.now();
       await call('tokenize', { text: 'warm up' }); // builds the tokenizer
@@ -90,7 +74,7 @@ async function browser(ctx, url, model, text) {
         times.push((performance.now() - t) / 1000);
         tokens = out.ids.length;
       }
-      worker.terminate();
+      engine.worker.terminate();
       return { env, build, times, tokens };
     },
     { modelUrl: `/models/${path.basename(model.file)}`, text, rounds: ROUNDS },

@@ -29,32 +29,16 @@ async function workerReport(url) {
   await page.goto(url);
   const report = await page.evaluate(async (base64) => {
     const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0)).buffer;
-    const worker = new Worker('worker.js', { type: 'module' });
-    let next = 1;
-    const pending = new Map();
-    const ready = new Promise((resolve, reject) => {
-      worker.onmessage = ({ data }) => {
-        if (data.type === 'ready') return resolve(data.env);
-        if (data.type === 'fatal') return reject(new Error(data.message));
-        if (data.type === 'progress') return;
-        const p = pending.get(data.id);
-        pending.delete(data.id);
-        if (data.type === 'result') p.resolve(data.value);
-        else p.reject(new Error(data.message));
-      };
-    });
-    const call = (type, payload, transfer = []) =>
-      new Promise((resolve, reject) => {
-        const id = next++;
-        pending.set(id, { resolve, reject });
-        worker.postMessage({ id, type, ...payload }, transfer);
-      });
-    const env = await ready;
+    // The page's own worker client (www/js/engine.js).
+    const { Engine } = await import('/js/engine.js');
+    const engine = new Engine(new URL('/worker.js', location.href));
+    const call = (...args) => engine.call(...args);
+    const env = await engine.ready;
     await call('load', { bytes, name: 'qwen3_gqa.f32.gguf' }, [bytes]);
     const value = await call('compare', {
       a: 'hf', b: 'skainet-dsl', prompt: [1, 5, 3], options: { isolation: 'stage', explain: true },
     });
-    worker.terminate();
+    engine.worker.terminate();
     return { env, value };
   }, readFileSync(MODEL).toString('base64'));
   await page.close();
