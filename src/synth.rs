@@ -21,6 +21,7 @@ use crate::ggml::GgmlType;
 use crate::gguf::{Writer, WriterValue};
 use crate::quant::quantize::{quantize_row, QUANTIZABLE};
 use crate::{Error, Result};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// The generator version written to `paritylab.synth.version`.
@@ -88,8 +89,10 @@ fn parse_weight_type(s: &str) -> Result<GgmlTypeName> {
     })
 }
 
-/// Named starting points for the text form.
-pub const PRESETS: &[&str] = &["source-issue"];
+/// Named starting points for the text form: the source issue's reproducer, and a model of
+/// Qwen3-0.6B's shape (its real dimensions, tied embeddings, Q8_0: about 634 MB) to see how the
+/// engine does at a real model's size.
+pub const PRESETS: &[&str] = &["source-issue", "qwen3-0.6b"];
 
 /// Fields of the text form, in order.
 pub const FIELDS: &[&str] = &[
@@ -131,6 +134,27 @@ impl SynthSpec {
         }
     }
 
+    /// Qwen3-0.6B's shape: hidden 1024, 28 layers, 16 heads, 8 KV heads of 128, FFN 3072, vocab
+    /// 151936, RoPE base 1e6, eps 1e-6, tied embeddings; Q8_0 weights drawn from N(0, 0.02).
+    pub fn qwen3_0_6b() -> SynthSpec {
+        SynthSpec {
+            arch: Arch::Qwen3,
+            vocab: 151_936,
+            hidden: 1024,
+            heads: 16,
+            kv_heads: 8,
+            head_dim: 128,
+            ffn: 3072,
+            layers: 28,
+            rope_base: 1e6,
+            eps: 1e-6,
+            tied: true,
+            weight_type: GgmlTypeName(GgmlType::Q8_0),
+            dist: Distribution::Normal { scale: 0.02 },
+            seed: 1,
+        }
+    }
+
     /// Parse the text form `PRESET[,field=value...]` (or a JSON object).
     pub fn parse(text: &str) -> Result<SynthSpec> {
         let text = text.trim();
@@ -144,6 +168,7 @@ impl SynthSpec {
         let preset = parts.next().unwrap_or("").trim();
         let mut spec = match preset {
             "source-issue" | "" => SynthSpec::source_issue(),
+            "qwen3-0.6b" => SynthSpec::qwen3_0_6b(),
             other => {
                 return Err(Error::input(format!(
                     "unknown synthetic preset {other:?}; presets: {}",
@@ -352,6 +377,9 @@ fn parse_dist(s: &str) -> Result<Distribution> {
     }
 }
 
+/// SplitMix64's increment.
+const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
 /// SplitMix64 (Steele, Lea, Flood 2014), the generator's only source of randomness.
 pub struct SplitMix64(u64);
 
@@ -359,8 +387,13 @@ impl SplitMix64 {
     pub fn new(seed: u64) -> Self {
         SplitMix64(seed)
     }
+    /// The generator seeded with `seed` after `draws` values were drawn (the state moves by a
+    /// constant per draw).
+    pub fn at(seed: u64, draws: u64) -> Self {
+        SplitMix64(seed.wrapping_add(draws.wrapping_mul(GOLDEN_GAMMA)))
+    }
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        self.0 = self.0.wrapping_add(GOLDEN_GAMMA);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -379,7 +412,34 @@ impl SplitMix64 {
     }
 }
 
-/// Generate the GGUF file of `spec`.
+/// Values drawn and stored per task: a multiple of every block size, so each chunk quantizes on
+/// its own and the bytes do not depend on how the work is split.
+const CHUNK: usize = 1 << 16;
+
+impl SynthSpec {
+    /// RNG draws per value: two for a normal value (Box-Muller), one for an integer.
+    fn draws_per_value(&self) -> u64 {
+        match self.dist {
+            Distribution::Normal { .. } => 2,
+            Distribution::Int { .. } => 1,
+        }
+    }
+
+    /// The next value of a tensor (a norm weight when `is_norm`).
+    fn draw(&self, rng: &mut SplitMix64, is_norm: bool) -> f32 {
+        let x = match (self.dist, is_norm) {
+            (Distribution::Normal { .. }, true) => 1.0 + 0.25 * rng.std_normal(),
+            (Distribution::Normal { scale }, false) => f64::from(scale) * rng.std_normal(),
+            (Distribution::Int { hi, .. }, true) => 1.0 + rng.int_in(0, hi.max(1) - 1) as f64,
+            (Distribution::Int { lo, hi }, false) => rng.int_in(lo, hi) as f64,
+        };
+        x as f32
+    }
+}
+
+/// Generate the GGUF file of `spec`, in one buffer of the file's exact size: each tensor is drawn
+/// and quantized in chunks straight into its place (chunks in parallel: SplitMix64 can jump to any
+/// draw, so the bytes are those of one sequential stream).
 pub fn generate(spec: &SynthSpec) -> Result<Vec<u8>> {
     spec.validate()?;
     let a = spec.arch.name();
@@ -401,27 +461,40 @@ pub fn generate(spec: &SynthSpec) -> Result<Vec<u8>> {
         .metadata("paritylab.synth.version", WriterValue::U32(SYNTH_VERSION))
         .metadata("paritylab.synth.spec", WriterValue::String(spec.to_text()));
 
-    let mut rng = SplitMix64::new(spec.seed);
+    // Per tensor: its storage type, value count, whether it is a norm, and its first draw.
+    let mut plan = Vec::new();
+    let mut draw = 0u64;
     for (name, dims, matrix) in spec.tensors() {
-        let n = dims.iter().product::<u64>() as usize;
-        let is_norm = name.ends_with("norm.weight");
-        let mut values = Vec::new();
-        values.try_reserve_exact(n).map_err(|_| Error::input("not enough memory to generate the model"))?;
-        for _ in 0..n {
-            let x = match (spec.dist, is_norm) {
-                (Distribution::Normal { .. }, true) => 1.0 + 0.25 * rng.std_normal(),
-                (Distribution::Normal { scale }, false) => f64::from(scale) * rng.std_normal(),
-                (Distribution::Int { hi, .. }, true) => 1.0 + rng.int_in(0, hi.max(1) - 1) as f64,
-                (Distribution::Int { lo, hi }, false) => rng.int_in(lo, hi) as f64,
-            };
-            values.push(x as f32);
-        }
         let ty = spec.storage_type(&dims, matrix);
-        let mut bytes = Vec::new();
-        quantize_row(ty, &values, &mut bytes)?;
-        w.tensor(name, ty, &dims, bytes)?;
+        w.declare(name.as_str(), ty, &dims)?;
+        let n = dims.iter().product::<u64>();
+        plan.push((ty, n as usize, name.ends_with("norm.weight"), draw));
+        draw += n * spec.draws_per_value();
     }
-    w.to_bytes()
+    w.to_bytes_with(|i, dst| {
+        let (ty, n, is_norm, first) = plan[i];
+        let chunk_bytes = ty.row_bytes(CHUNK as u64).unwrap_or(0) as usize;
+        dst.par_chunks_mut(chunk_bytes.max(1)).enumerate().try_for_each_init(
+            || (Vec::with_capacity(CHUNK), Vec::with_capacity(chunk_bytes)),
+            |(values, bytes): &mut (Vec<f32>, Vec<u8>), (c, out)| -> Result<()> {
+                let done = c * CHUNK;
+                let mut rng = SplitMix64::at(spec.seed, first + done as u64 * spec.draws_per_value());
+                values.clear();
+                values.extend((done..n.min(done + CHUNK)).map(|_| spec.draw(&mut rng, is_norm)));
+                bytes.clear();
+                quantize_row(ty, values, bytes)?;
+                if bytes.len() != out.len() {
+                    return Err(Error::Write(format!(
+                        "synthetic tensor {i}: {} bytes for {} places",
+                        bytes.len(),
+                        out.len()
+                    )));
+                }
+                out.copy_from_slice(bytes);
+                Ok(())
+            },
+        )
+    })
 }
 
 #[cfg(test)]
@@ -479,6 +552,78 @@ mod tests {
         assert_eq!(g.tensor("blk.0.attn_q.weight").unwrap().ggml_type, GgmlType::F16); // rows of 48
         assert_eq!(g.tensor("blk.0.attn_output.weight").unwrap().ggml_type, GgmlType::Q4_0);
         // rows of 32
+    }
+
+    /// The generator as first written: one RNG stream, each tensor drawn whole, then quantized and
+    /// added. The chunked, parallel [`generate`] must give these bytes.
+    fn generate_sequential(spec: &SynthSpec) -> Vec<u8> {
+        let a = spec.arch.name();
+        let mut w = Writer::new();
+        let key = |k: &str| format!("{a}.{k}");
+        w.metadata("general.architecture", WriterValue::String(a.into()))
+            .metadata("general.name", WriterValue::String(format!("paritylab synthetic {a}")))
+            .metadata(key("context_length"), WriterValue::U32(4096))
+            .metadata(key("embedding_length"), WriterValue::U32(spec.hidden))
+            .metadata(key("block_count"), WriterValue::U32(spec.layers))
+            .metadata(key("feed_forward_length"), WriterValue::U32(spec.ffn))
+            .metadata(key("attention.head_count"), WriterValue::U32(spec.heads))
+            .metadata(key("attention.head_count_kv"), WriterValue::U32(spec.kv_heads))
+            .metadata(key("attention.key_length"), WriterValue::U32(spec.head_dim))
+            .metadata(key("attention.value_length"), WriterValue::U32(spec.head_dim))
+            .metadata(key("attention.layer_norm_rms_epsilon"), WriterValue::F32(spec.eps))
+            .metadata(key("rope.freq_base"), WriterValue::F32(spec.rope_base))
+            .metadata(key("rope.dimension_count"), WriterValue::U32(spec.head_dim))
+            .metadata("paritylab.synth.version", WriterValue::U32(SYNTH_VERSION))
+            .metadata("paritylab.synth.spec", WriterValue::String(spec.to_text()));
+        let mut rng = SplitMix64::new(spec.seed);
+        for (name, dims, matrix) in spec.tensors() {
+            let n = dims.iter().product::<u64>() as usize;
+            let is_norm = name.ends_with("norm.weight");
+            let values: Vec<f32> = (0..n).map(|_| spec.draw(&mut rng, is_norm)).collect();
+            let ty = spec.storage_type(&dims, matrix);
+            let mut bytes = Vec::new();
+            quantize_row(ty, &values, &mut bytes).unwrap();
+            w.tensor(name, ty, &dims, bytes).unwrap();
+        }
+        w.to_bytes().unwrap()
+    }
+
+    #[test]
+    fn chunked_generation_gives_the_sequential_bytes() {
+        // Tensors of several chunks (an embedding of 4 * 65536 values and a bit), partial last
+        // chunks, normal and integer draws, block types and the F16 fallback.
+        for text in [
+            "source-issue,vocab=4100,hidden=64,heads=4,kv_heads=2,head_dim=16,ffn=128,type=q8_0,dist=normal:0.02",
+            "source-issue,vocab=3000,hidden=96,heads=2,kv_heads=1,head_dim=48,ffn=1056,type=q4_0,dist=int:-3:4,seed=5",
+            "source-issue,arch=qwen2,vocab=3500,hidden=40,heads=2,kv_heads=2,head_dim=20,type=f16,tied=true",
+        ] {
+            let spec = SynthSpec::parse(text).unwrap();
+            assert!(spec.tensors().iter().any(|(_, d, _)| d.iter().product::<u64>() > 2 * CHUNK as u64), "{text}");
+            assert_eq!(generate(&spec).unwrap(), generate_sequential(&spec), "{text}");
+        }
+    }
+
+    #[test]
+    fn jumping_ahead_lands_on_the_same_draw() {
+        let mut r = SplitMix64::new(42);
+        for _ in 0..1000 {
+            r.next_u64();
+        }
+        assert_eq!(SplitMix64::at(42, 1000).next_u64(), r.next_u64());
+    }
+
+    #[test]
+    fn the_qwen3_preset_has_qwen3_0_6b_shape() {
+        let s = SynthSpec::parse("qwen3-0.6b").unwrap();
+        assert_eq!(s, SynthSpec::qwen3_0_6b());
+        assert_eq!(SynthSpec::parse(&s.to_text()).unwrap(), s);
+        assert_eq!(
+            (s.hidden, s.layers, s.heads, s.kv_heads, s.head_dim, s.ffn, s.vocab),
+            (1024, 28, 16, 8, 128, 3072, 151_936)
+        );
+        // 596M weights in Q8_0 (34 bytes per 32): about 634 MB.
+        let mb = s.estimated_bytes() as f64 / 1e6;
+        assert!((630.0..640.0).contains(&mb), "{mb} MB");
     }
 
     #[test]

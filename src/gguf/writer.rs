@@ -105,10 +105,16 @@ struct PendingTensor {
     name: String,
     ggml_type: GgmlType,
     dims: Vec<u64>,
-    data: Vec<u8>,
+    /// Bytes of its data.
+    size: u64,
+    /// The data, or `None` for a tensor declared with [`Writer::declare`] and filled in while the
+    /// file is written.
+    data: Option<Vec<u8>>,
 }
 
-/// Builds a GGUF file in memory.
+/// Builds a GGUF file in memory. Tensors are added with their data, or declared and filled in
+/// while the file is written ([`Writer::to_bytes_with`]), so a large file is built in one buffer of
+/// its exact size, without a second copy of its tensors.
 ///
 /// ```
 /// use paritylab::gguf::{Gguf, Writer, WriterValue};
@@ -165,19 +171,7 @@ impl Writer {
         data: Vec<u8>,
     ) -> Result<&mut Self> {
         let name = name.into();
-        if dims.is_empty() || dims.len() > MAX_DIMS as usize {
-            return Err(Error::Write(format!(
-                "tensor {name:?} must have 1 to {MAX_DIMS} dimensions, has {}",
-                dims.len()
-            )));
-        }
-        if self.tensors.iter().any(|t| t.name == name) {
-            return Err(Error::Write(format!("tensor {name:?} added twice")));
-        }
-        let expected = ggml_type
-            .row_bytes(dims[0])
-            .and_then(|row| dims[1..].iter().try_fold(row, |acc, &d| acc.checked_mul(d)))
-            .ok_or_else(|| Error::Write(format!("tensor {name:?}: dims {dims:?} do not fit type {ggml_type}")))?;
+        let expected = tensor_bytes(&name, ggml_type, dims)?;
         if expected != data.len() as u64 {
             return Err(Error::DataLength {
                 what: format!("tensor {name:?} with dims {dims:?}"),
@@ -186,49 +180,110 @@ impl Writer {
                 got: data.len() as u64,
             });
         }
-        self.tensors.push(PendingTensor { name, ggml_type, dims: dims.to_vec(), data });
+        self.push(name, ggml_type, dims, expected, Some(data))
+    }
+
+    /// Declare a tensor whose data [`Writer::to_bytes_with`] asks for while it writes the file.
+    /// Returns the bytes its data takes.
+    pub fn declare(&mut self, name: impl Into<String>, ggml_type: GgmlType, dims: &[u64]) -> Result<u64> {
+        let name = name.into();
+        let size = tensor_bytes(&name, ggml_type, dims)?;
+        self.push(name, ggml_type, dims, size, None)?;
+        Ok(size)
+    }
+
+    fn push(
+        &mut self,
+        name: String,
+        ggml_type: GgmlType,
+        dims: &[u64],
+        size: u64,
+        data: Option<Vec<u8>>,
+    ) -> Result<&mut Self> {
+        if self.tensors.iter().any(|t| t.name == name) {
+            return Err(Error::Write(format!("tensor {name:?} added twice")));
+        }
+        self.tensors.push(PendingTensor { name, ggml_type, dims: dims.to_vec(), size, data });
         Ok(self)
     }
 
-    /// The whole file.
+    /// The whole file (every tensor must have been added with its data).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        self.to_bytes_with(|i, _| {
+            Err(Error::Write(format!("tensor {:?} was declared but given no data", self.tensors[i].name)))
+        })
+    }
+
+    /// The whole file, in one buffer of its exact size: `fill(i, dst)` writes the data of the
+    /// `i`-th tensor (in the order added) that was declared without data into `dst`, which has
+    /// exactly its size.
+    ///
+    /// # Errors
+    /// An invalid alignment, a file too large for memory, or `fill`'s error.
+    pub fn to_bytes_with(&self, mut fill: impl FnMut(usize, &mut [u8]) -> Result<()>) -> Result<Vec<u8>> {
         if self.alignment == 0 {
             return Err(Error::Write(format!("general.alignment must be a u32 power of two up to {MAX_ALIGNMENT}")));
         }
-        let mut out = Vec::new();
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&3u32.to_le_bytes());
-        out.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
-        out.extend_from_slice(&(self.metadata.len() as u64).to_le_bytes());
+        let mut header = Vec::new();
+        header.extend_from_slice(&MAGIC);
+        header.extend_from_slice(&3u32.to_le_bytes());
+        header.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
+        header.extend_from_slice(&(self.metadata.len() as u64).to_le_bytes());
         for (key, value) in &self.metadata {
-            put_string(&mut out, key.as_bytes());
-            out.extend_from_slice(&(value.value_type() as u32).to_le_bytes());
-            value.encode(&mut out, key)?;
+            put_string(&mut header, key.as_bytes());
+            header.extend_from_slice(&(value.value_type() as u32).to_le_bytes());
+            value.encode(&mut header, key)?;
         }
         // Offsets relative to the data section, each aligned.
+        let too_large = || Error::Write("tensor data too large".into());
         let mut offset = 0u64;
         let mut offsets = Vec::with_capacity(self.tensors.len());
         for t in &self.tensors {
             offsets.push(offset);
-            offset = align_up(offset + t.data.len() as u64, self.alignment)
-                .ok_or_else(|| Error::Write("tensor data too large".into()))?;
+            offset = t.size.checked_add(offset).and_then(|end| align_up(end, self.alignment)).ok_or_else(too_large)?;
         }
         for (t, &off) in self.tensors.iter().zip(&offsets) {
-            put_string(&mut out, t.name.as_bytes());
-            out.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
+            put_string(&mut header, t.name.as_bytes());
+            header.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
             for d in &t.dims {
-                out.extend_from_slice(&d.to_le_bytes());
+                header.extend_from_slice(&d.to_le_bytes());
             }
-            out.extend_from_slice(&t.ggml_type.id().to_le_bytes());
-            out.extend_from_slice(&off.to_le_bytes());
+            header.extend_from_slice(&t.ggml_type.id().to_le_bytes());
+            header.extend_from_slice(&off.to_le_bytes());
         }
-        pad_to(&mut out, self.alignment);
-        for t in &self.tensors {
-            out.extend_from_slice(&t.data);
+        pad_to(&mut header, self.alignment);
+        let total =
+            (header.len() as u64).checked_add(offset).and_then(|t| usize::try_from(t).ok()).ok_or_else(too_large)?;
+        let mut out = Vec::new();
+        out.try_reserve_exact(total)
+            .map_err(|_| Error::Write(format!("not enough memory for a file of {} MiB", total >> 20)))?;
+        out.extend_from_slice(&header);
+        drop(header);
+        for (i, t) in self.tensors.iter().enumerate() {
+            let start = out.len();
+            match &t.data {
+                Some(data) => out.extend_from_slice(data),
+                None => {
+                    out.resize(start + t.size as usize, 0);
+                    fill(i, &mut out[start..])?;
+                }
+            }
             pad_to(&mut out, self.alignment);
         }
+        debug_assert_eq!(out.len(), total);
         Ok(out)
     }
+}
+
+/// The bytes of a tensor's data, after checking its dims.
+fn tensor_bytes(name: &str, ggml_type: GgmlType, dims: &[u64]) -> Result<u64> {
+    if dims.is_empty() || dims.len() > MAX_DIMS as usize {
+        return Err(Error::Write(format!("tensor {name:?} must have 1 to {MAX_DIMS} dimensions, has {}", dims.len())));
+    }
+    ggml_type
+        .row_bytes(dims[0])
+        .and_then(|row| dims[1..].iter().try_fold(row, |acc, &d| acc.checked_mul(d)))
+        .ok_or_else(|| Error::Write(format!("tensor {name:?}: dims {dims:?} do not fit type {ggml_type}")))
 }
 
 fn put_string(out: &mut Vec<u8>, s: &[u8]) {
