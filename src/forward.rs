@@ -125,8 +125,22 @@ pub fn forward(
 ) -> Result<Trace> {
     let tokens = input_tokens(model, path, &prompt.into())?;
     match path.precision {
-        Precision::F64 => run::<f64>(model, path, &tokens, inject, None),
-        Precision::F32 => run::<f32>(model, path, &tokens, inject, None),
+        Precision::F64 => run::<f64>(model, path, &tokens, inject, None, Capture::Full),
+        Precision::F32 => run::<f32>(model, path, &tokens, inject, None, Capture::Full),
+    }
+}
+
+/// [`forward`] keeping only what `capture` says (no injection: that needs every value).
+pub fn forward_captured(
+    model: &Model<'_>,
+    path: &PathSpec,
+    prompt: impl Into<Prompt>,
+    capture: Capture,
+) -> Result<Trace> {
+    let tokens = input_tokens(model, path, &prompt.into())?;
+    match path.precision {
+        Precision::F64 => run::<f64>(model, path, &tokens, None, None, capture),
+        Precision::F32 => run::<f32>(model, path, &tokens, None, None, capture),
     }
 }
 
@@ -216,11 +230,17 @@ impl<'m> Runner<'m> {
 /// [`forward`] with the first layer's input nudged by a relative 1e-7 (a sign per element from
 /// `seed`): the spread between such runs is the noise floor of paths whose rounding is chaotic
 /// (8-bit activation rounding), where an f64 twin measures nothing useful.
-pub fn forward_perturbed(model: &Model<'_>, path: &PathSpec, prompt: impl Into<Prompt>, seed: u64) -> Result<Trace> {
+pub fn forward_perturbed(
+    model: &Model<'_>,
+    path: &PathSpec,
+    prompt: impl Into<Prompt>,
+    seed: u64,
+    capture: Capture,
+) -> Result<Trace> {
     let tokens = input_tokens(model, path, &prompt.into())?;
     match path.precision {
-        Precision::F64 => run::<f64>(model, path, &tokens, None, Some(seed)),
-        Precision::F32 => run::<f32>(model, path, &tokens, None, Some(seed)),
+        Precision::F64 => run::<f64>(model, path, &tokens, None, Some(seed), capture),
+        Precision::F32 => run::<f32>(model, path, &tokens, None, Some(seed), capture),
     }
 }
 
@@ -356,15 +376,17 @@ fn check_tokens(c: &Config, done: usize, tokens: &[u32]) -> Result<()> {
     Ok(())
 }
 
-/// One batch of `tokens` from an empty cache, every stage kept; `perturb`: see [`forward_perturbed`].
+/// One batch of `tokens` from an empty cache, keeping what `capture` says; `perturb`: see
+/// [`forward_perturbed`].
 fn run<F: Float>(
     model: &Model<'_>,
     path: &PathSpec,
     tokens: &[u32],
     inject: Option<Injection<'_>>,
     perturb: Option<u64>,
+    capture: Capture,
 ) -> Result<Trace> {
-    let mut state = State::<F>::new(model, path, Capture::Full, inject)?;
+    let mut state = State::<F>::new(model, path, capture, inject)?;
     state.perturb = perturb;
     state.feed(tokens)?;
     Ok(state.rec.trace)

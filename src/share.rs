@@ -1,6 +1,7 @@
 //! The page's state in a URL: everything needed to reproduce a comparison (model source, prompt,
-//! both paths, tolerances, isolation, the selected view), as compact JSON, deflated, base64url,
-//! behind a format prefix: `#s1.<data>`.
+//! both paths, tolerances, isolation, capture level, the selected view), as compact JSON, deflated,
+//! base64url, behind a format prefix: `#s1.<data>`. Fields added later are optional, so older links
+//! still open (a link without `capture` captures everything, as the page did then).
 //!
 //! The decoder treats the link as hostile: the text, the inflated JSON and every field are bounded
 //! and checked before anything uses them, and each failure says what is wrong with the link.
@@ -8,6 +9,7 @@
 use crate::forward::{Isolation, Prompt};
 use crate::path::PathSpec;
 use crate::synth::SynthSpec;
+use crate::trace::Capture;
 use crate::{Error, Result};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -81,12 +83,19 @@ pub struct State {
     pub isolation: Isolation,
     #[serde(default)]
     pub explain: bool,
+    /// What the runs keep (absent: `full`).
+    #[serde(default, skip_serializing_if = "is_full")]
+    pub capture: Capture,
     #[serde(default)]
     pub view: View,
 }
 
 fn off() -> Isolation {
     Isolation::Off
+}
+
+fn is_full(c: &Capture) -> bool {
+    *c == Capture::Full
 }
 
 impl State {
@@ -101,6 +110,7 @@ impl State {
             tolerances: SharedTolerances::default(),
             isolation: Isolation::Off,
             explain: true,
+            capture: Capture::Full,
             view: View::default(),
         }
     }
@@ -146,6 +156,9 @@ impl State {
                     return bad(format!("{name} {v}"));
                 }
             }
+        }
+        if self.capture != Capture::Full && self.isolation != Isolation::Off {
+            return bad(format!("isolation needs capture full, not {}", self.capture.name()));
         }
         if let Some(stage) = &self.view.stage {
             if crate::trace::StageId::parse(stage).is_none() {
@@ -240,6 +253,26 @@ mod tests {
         assert!(hash.starts_with("s1.") && hash.len() < 600, "{hash}");
         assert_eq!(State::decode(&format!("#{hash}")).unwrap(), s);
         assert_eq!(State::decode(&State::source_issue().encode().unwrap()).unwrap(), State::source_issue());
+    }
+
+    #[test]
+    fn the_capture_level_travels_and_old_links_capture_everything() {
+        let mut s = State::source_issue();
+        s.capture = Capture::Stats;
+        let hash = s.encode().unwrap();
+        assert_eq!(State::decode(&hash).unwrap().capture, Capture::Stats);
+        // A link made before the capture level existed: the same hash as then, and `full`.
+        let old = State::source_issue().encode().unwrap();
+        let json = serde_json::to_string(&State::source_issue()).unwrap();
+        assert!(!json.contains("capture"), "{json}");
+        assert_eq!(State::decode(&old).unwrap().capture, Capture::Full);
+        let forge = |json: &str| {
+            format!("s1.{}", URL_SAFE_NO_PAD.encode(miniz_oxide::deflate::compress_to_vec(json.as_bytes(), 9)))
+        };
+        let bad = json.replace("\"explain\":true", "\"explain\":true,\"capture\":\"most\"");
+        assert!(State::decode(&forge(&bad)).unwrap_err().to_string().contains("unknown variant `most`"));
+        let iso = json.replace("\"isolation\":\"off\"", "\"isolation\":\"stage\",\"capture\":\"off\"");
+        assert!(State::decode(&forge(&iso)).unwrap_err().to_string().contains("isolation needs capture full"));
     }
 
     #[test]

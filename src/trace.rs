@@ -204,7 +204,10 @@ impl Capture {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct StageStats {
     pub len: usize,
+    /// NaN when no value is finite.
+    #[serde(serialize_with = "crate::json::float")]
     pub min: f64,
+    #[serde(serialize_with = "crate::json::float")]
     pub max: f64,
     pub mean: f64,
     /// Root mean square.
@@ -216,6 +219,46 @@ pub struct StageStats {
 }
 
 impl StageStats {
+    /// min, max, mean and RMS, in that order.
+    pub fn values(&self) -> [f64; 4] {
+        [self.min, self.max, self.mean, self.rms]
+    }
+
+    /// The largest |value| among min and max: the stage's scale (0 when nothing is finite).
+    pub fn scale(&self) -> f64 {
+        let s = self.min.abs().max(self.max.abs());
+        if s.is_finite() {
+            s
+        } else {
+            0.0
+        }
+    }
+
+    /// The largest change of a statistic from `self` to `other` (min, max, mean, RMS), ignoring
+    /// statistics that are NaN on both sides (no finite value).
+    pub fn max_change(&self, other: &StageStats) -> f64 {
+        self.values().iter().zip(other.values()).fold(0.0, |m: f64, (&x, y)| {
+            if x.is_nan() && y.is_nan() {
+                m
+            } else {
+                let d = (x - y).abs();
+                if d.is_nan() {
+                    f64::INFINITY
+                } else {
+                    m.max(d)
+                }
+            }
+        })
+    }
+
+    /// Every statistic bit-identical.
+    pub fn identical(&self, other: &StageStats) -> bool {
+        self.len == other.len
+            && self.non_finite == other.non_finite
+            && self.first_non_finite == other.first_non_finite
+            && self.values().iter().zip(other.values()).all(|(x, y)| x.to_bits() == y.to_bits())
+    }
+
     pub fn of(values: impl IntoIterator<Item = f64>) -> StageStats {
         let (mut min, mut max, mut sum, mut sq, mut len, mut finite) =
             (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0.0, 0, 0);
@@ -297,6 +340,22 @@ impl Trace {
         self.stats.get(&id).map(Vec::as_slice)
     }
 
+    /// The summary of stage `id` at `pos` (capture `stats`).
+    pub fn stats_at(&self, id: StageId, pos: usize) -> Option<&StageStats> {
+        self.stats.get(&id)?.get(pos)
+    }
+
+    /// Whether both traces hold bit-identical summaries of every stage at every position.
+    pub fn same_stats(&self, other: &Trace) -> bool {
+        self.stats.len() == other.stats.len()
+            && self.stats.iter().all(|(id, xs)| {
+                other
+                    .stats
+                    .get(id)
+                    .is_some_and(|ys| xs.len() == ys.len() && xs.iter().zip(ys).all(|(x, y)| x.identical(y)))
+            })
+    }
+
     /// Record the values of stage `id` at position `pos` (positions are recorded in order).
     pub fn record(&mut self, id: StageId, pos: usize, values: Values) {
         put(&mut self.data, &mut self.order, id, pos, values);
@@ -372,6 +431,64 @@ impl Trace {
                 out.extend(v.to_f64());
             }
             Some((vec![t, n], out))
+        }
+    }
+}
+
+/// The stages a forward pass records and their sizes, for estimating a trace's memory before a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceShape {
+    pub layers: usize,
+    pub hidden: usize,
+    pub ffn: usize,
+    pub vocab: usize,
+    pub heads: usize,
+    /// Values of `q` (heads x head_dim) and of `k`/`v` (KV heads x head_dim).
+    pub q: usize,
+    pub kv: usize,
+    /// Whether `q_normed` and `k_normed` are recorded (Qwen3).
+    pub qk_norm: bool,
+}
+
+impl TraceShape {
+    /// The shape of a model's traces (head size as the model's metadata gives it).
+    pub fn of(c: &crate::model::Config) -> TraceShape {
+        TraceShape {
+            layers: c.layers,
+            hidden: c.hidden,
+            ffn: c.ffn,
+            vocab: c.vocab,
+            heads: c.heads,
+            q: c.heads * c.head_dim,
+            kv: c.kv_heads * c.head_dim,
+            qk_norm: c.arch.has_qk_norm(),
+        }
+    }
+
+    /// Bytes a trace of `positions` positions (from an empty cache) takes at `capture`, values in
+    /// f32 or, when `f64`, in f64. An estimate: the values, plus a fixed allowance per stage and
+    /// position for the bookkeeping.
+    pub fn bytes(&self, positions: usize, capture: Capture, f64: bool) -> u64 {
+        let width: u64 = if f64 { 8 } else { 4 };
+        let p = positions as u64;
+        let logits = p * self.vocab as u64 * width;
+        let per_layer_stages = 18 + 2 * u64::from(self.qk_norm);
+        let entries = p * (3 + self.layers as u64 * per_layer_stages);
+        const ENTRY: u64 = 48; // a Vec header and its enum tag, or a StageStats
+        match capture {
+            Capture::Off => logits + p * ENTRY,
+            Capture::Stats => logits + entries * (ENTRY + std::mem::size_of::<StageStats>() as u64),
+            Capture::Full => {
+                let (h, f, q, kv) = (self.hidden as u64, self.ffn as u64, self.q as u64, self.kv as u64);
+                let norms = u64::from(self.qk_norm);
+                // attn_norm, attn_out, ffn_inp, ffn_norm, ffn_out, l_out; q, q_rope, kqv (+ q_normed);
+                // k, v, k_rope (+ k_normed); ffn_gate, ffn_up, ffn_silu, ffn_act.
+                let vectors = 6 * h + (3 + norms) * q + (3 + norms) * kv + 4 * f;
+                // kq and kq_softmax: heads x (pos + 1) at position pos.
+                let scores = 2 * self.heads as u64 * (p * (p + 1) / 2);
+                let values = p * (2 * h) + self.layers as u64 * (p * vectors + scores);
+                logits + values * width + entries * ENTRY
+            }
         }
     }
 }

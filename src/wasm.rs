@@ -4,7 +4,7 @@
 
 use crate::diff::{self, CompareOptions, Report, Tolerances};
 use crate::dump::{self, DumpInfo};
-use crate::forward::{forward, Isolation, Prompt, Runner};
+use crate::forward::{Isolation, Prompt, Runner};
 use crate::gguf::Gguf;
 use crate::import::mapfile::MapFile;
 use crate::import::naming::Naming;
@@ -93,9 +93,24 @@ struct CompareRequest {
     atol: Option<f64>,
     rtol: Option<f64>,
     top_k: Option<usize>,
+    /// What the runs keep (default `full`).
+    capture: Option<Capture>,
     /// How to read the dumps among the sides.
     dump: Option<DumpRequest>,
 }
+
+/// The options of `Session.run`, as a JS object (every field optional).
+#[derive(serde::Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RunRequest {
+    /// What the run keeps (default `full`).
+    capture: Option<Capture>,
+    /// Tokens to decode greedily after the prompt.
+    decode: usize,
+}
+
+/// Most tokens `Session.run` decodes after the prompt.
+const MAX_DECODE: usize = 4096;
 
 /// Options as a JS object (`undefined`/`null`: the defaults), through serde_json so that unknown
 /// (misspelt) options are refused, not ignored.
@@ -172,9 +187,10 @@ impl Session {
         self.sha256()
     }
 
-    /// The loaded file's bytes (e.g. to download a synthetic model).
-    pub fn file_bytes(&self) -> Result<Vec<u8>, JsError> {
-        Ok(self.file()?.borrow_owner().clone())
+    /// The loaded file's bytes (e.g. to download a synthetic model), copied straight into a JS
+    /// array: no second copy in wasm memory, which never shrinks.
+    pub fn file_bytes(&self) -> Result<js_sys::Uint8Array, JsError> {
+        Ok(js_sys::Uint8Array::from(self.file()?.borrow_owner().as_slice()))
     }
 
     /// Value statistics (min, max, mean, std, NaN/Inf counts, histogram) of one tensor.
@@ -247,15 +263,88 @@ impl Session {
 
     /// Run a path (`hf`, `skainet-dsl,rope_pairing=split_half`, or JSON) on a prompt (an array of
     /// token ids, or text); returns the top `top` next tokens per position (as
-    /// `paritylab run --json`). The trace is kept for `stages`, `stage` and `dump`.
-    pub fn run(&mut self, path: &str, prompt: JsValue, top: usize) -> Result<JsValue, JsError> {
+    /// `paritylab run --json`). `options`: `{capture: "full"|"stats"|"off", decode}` (default: full,
+    /// no decoding): after the prompt, `decode` tokens are decoded greedily. The result also has
+    /// `capture`, `prompt_tokens` (positions of the prompt, BOS included), `generated` (the decoded
+    /// ids), `timing` (`{prompt_ms, decode_ms, memory_bytes}`, timed with `performance.now()`) and,
+    /// with capture stats, `stage_stats` (`[{name, layer, stage, stats: [per position]}]`). The trace
+    /// is kept for `stages`, `stage` and `dump`.
+    pub fn run(&mut self, path: &str, prompt: JsValue, top: usize, options: JsValue) -> Result<JsValue, JsError> {
         let spec = PathSpec::parse(path).map_err(js_error)?;
         let prompt = prompt_from_js(prompt)?;
+        let req: RunRequest = options_from_js(options, "run options")?;
+        if req.decode > MAX_DECODE {
+            return Err(JsError::new(&format!("decode {} tokens: at most {MAX_DECODE}", req.decode)));
+        }
+        let capture = req.capture.unwrap_or_default();
+        self.last = None;
         let model = self.model()?;
-        let trace = forward(model, &spec, &prompt, None).map_err(js_error)?;
+        let tokens = crate::forward::input_tokens(model, &spec, &prompt).map_err(js_error)?;
+        let mut runner = Runner::new(model, &spec, capture).map_err(js_error)?;
+        let t0 = now_ms();
+        runner.feed(&tokens).map_err(js_error)?;
+        let t1 = now_ms();
+        runner.decode_greedy(req.decode).map_err(js_error)?;
+        let t2 = now_ms();
+        let trace = runner.into_trace();
         let summary = RunSummary::new(&spec, &trace, top, model.display_tokenizer());
+        let mut out = serde_json::to_value(&summary).map_err(js_error)?;
+        if let Some(map) = out.as_object_mut() {
+            map.insert("capture".into(), serde_json::json!(capture));
+            map.insert("prompt_tokens".into(), serde_json::json!(tokens.len()));
+            map.insert("generated".into(), serde_json::json!(trace.tokens[tokens.len()..]));
+            map.insert(
+                "timing".into(),
+                serde_json::json!({ "prompt_ms": t1 - t0, "decode_ms": t2 - t1, "memory_bytes": memory_bytes() }),
+            );
+            if capture == Capture::Stats {
+                let stats: Vec<serde_json::Value> = trace
+                    .ids()
+                    .iter()
+                    .filter_map(|&id| {
+                        let stats = trace.stats(id)?;
+                        Some(serde_json::json!({ "name": id.name(), "layer": id.layer, "stage": id.stage, "stats": stats }))
+                    })
+                    .collect();
+                map.insert("stage_stats".into(), serde_json::Value::Array(stats));
+            }
+        }
         self.last = Some((spec, trace));
-        to_js(&summary)
+        to_js(&out)
+    }
+
+    /// Bytes the traces of a run or a comparison would take at each capture level, estimated from
+    /// the model's dimensions before running: `{full, stats, off}`. With `b`, the comparison of
+    /// path `a` with path `b` (each path's trace and its noise measurement); without, a run of `a`
+    /// decoding `decode` tokens after the prompt.
+    pub fn trace_estimate(
+        &self,
+        a: &str,
+        b: Option<String>,
+        prompt: JsValue,
+        decode: usize,
+    ) -> Result<JsValue, JsError> {
+        let prompt = prompt_from_js(prompt)?;
+        let model = self.model()?;
+        let spec_a = PathSpec::parse(a).map_err(js_error)?;
+        let positions_a = crate::forward::input_tokens(model, &spec_a, &prompt).map_err(js_error)?.len();
+        let spec_b = b.as_deref().map(PathSpec::parse).transpose().map_err(js_error)?;
+        let positions_b = match &spec_b {
+            Some(spec) => crate::forward::input_tokens(model, spec, &prompt).map_err(js_error)?.len(),
+            None => 0,
+        };
+        let shape = crate::trace::TraceShape::of(&model.config);
+        let estimate = |capture: Capture| match &spec_b {
+            Some(spec_b) => diff::estimate_bytes(model, (&spec_a, positions_a), (spec_b, positions_b), capture),
+            None => shape.bytes(
+                positions_a.saturating_add(decode),
+                capture,
+                spec_a.precision == crate::path::Precision::F64,
+            ),
+        };
+        to_js(&serde_json::json!({
+            "full": estimate(Capture::Full), "stats": estimate(Capture::Stats), "off": estimate(Capture::Off),
+        }))
     }
 
     /// Time a path on this model as `paritylab bench infer` does: `prompt` (token ids, as given) in
@@ -268,6 +357,7 @@ impl Session {
             .ok_or_else(|| JsError::new(&format!("capture {capture:?}: use full, stats or off")))?;
         let model = self.model()?;
         let mut runner = Runner::new(model, &spec, capture).map_err(js_error)?;
+        runner.last_logits_only(); // as llama-bench: a prompt's last logits only
         let t0 = now_ms();
         runner.feed(&prompt).map_err(js_error)?;
         let t1 = now_ms();
@@ -297,6 +387,9 @@ impl Session {
     pub fn stage(&self, name: &str) -> Result<JsValue, JsError> {
         let (_, trace) = self.last()?;
         let id = StageId::parse(name).ok_or_else(|| JsError::new(&format!("{name:?} is not a stage name")))?;
+        if !trace.keeps_values(id) {
+            return Err(not_captured(trace.capture, "run"));
+        }
         let (shape, values) = trace.dense(id).ok_or_else(|| JsError::new(&format!("the last run has no {name}")))?;
         let out = to_js(&serde_json::json!({ "name": name, "shape": shape }))?;
         let array = js_sys::Float32Array::from(values.iter().map(|&v| v as f32).collect::<Vec<f32>>().as_slice());
@@ -332,6 +425,7 @@ impl Session {
             explain: req.explain,
             explain_budget: req.explain_budget.unwrap_or(defaults.explain_budget),
             top_k: req.top_k.unwrap_or(defaults.top_k),
+            capture: req.capture.unwrap_or_default(),
         };
         let sha = self.sha256()?;
         let model = self.model()?;
@@ -380,6 +474,9 @@ impl Session {
     pub fn compared_stage(&self, name: &str, position: usize, isolated: bool) -> Result<JsValue, JsError> {
         let c = self.comparison.as_ref().ok_or_else(|| JsError::new("nothing has been compared yet"))?;
         let id = StageId::parse(name).ok_or_else(|| JsError::new(&format!("{name:?} is not a stage name")))?;
+        if !c.a.trace.keeps_values(id) {
+            return Err(not_captured(c.a.trace.capture, "compare"));
+        }
         let b_trace = if isolated {
             c.isolated_trace.as_ref().ok_or_else(|| JsError::new("the last comparison ran without isolation"))?
         } else {
@@ -409,6 +506,9 @@ impl Session {
         };
         let spec =
             side.spec().ok_or_else(|| JsError::new("that side is an imported dump: you have its file already"))?;
+        if trace.capture != Capture::Full {
+            return Err(not_captured(trace.capture, "compare"));
+        }
         dump::write(trace, &DumpInfo { path: spec, model_sha256: &sha, architecture: arch }).map_err(js_error)
     }
 
@@ -469,6 +569,9 @@ impl Session {
         let sha = self.sha256()?;
         let arch = self.model()?.config.arch.name();
         let (spec, trace) = self.last()?;
+        if trace.capture != Capture::Full {
+            return Err(not_captured(trace.capture, "run"));
+        }
         dump::write(trace, &DumpInfo { path: spec, model_sha256: &sha, architecture: arch }).map_err(js_error)
     }
 
@@ -494,6 +597,19 @@ impl Session {
     fn last(&self) -> Result<&(PathSpec, Trace), JsError> {
         self.last.as_ref().ok_or_else(|| JsError::new("nothing has been run yet"))
     }
+}
+
+/// Why stage values cannot be shown: the last run or comparison did not keep them.
+fn not_captured(capture: Capture, action: &str) -> JsError {
+    JsError::new(&format!(
+        "values were not captured: the last {action} ran with capture {} (it keeps {}); set capture to full and \
+         {action} again to see them",
+        capture.name(),
+        match capture {
+            Capture::Stats => "per-stage statistics and the logits",
+            _ => "the logits only",
+        }
+    ))
 }
 
 /// A JS string as Rust text, refusing lone surrogates (which have no UTF-8 form and would
@@ -539,12 +655,12 @@ pub fn path_spec(text: &str) -> Result<JsValue, JsError> {
     to_js(&serde_json::json!({ "text": spec.to_text(), "fields": fields }))
 }
 
-/// A synthetic spec's text form as `{text, spec}` (canonical text and every field), or a readable
-/// error. Empty text: the source issue's reproducer.
+/// A synthetic spec's text form as `{text, spec, bytes}` (canonical text, every field, and about
+/// how large the file is), or a readable error. Empty text: the source issue's reproducer.
 #[wasm_bindgen]
 pub fn synth_spec(text: &str) -> Result<JsValue, JsError> {
     let spec = synth::SynthSpec::parse(text).map_err(js_error)?;
-    to_js(&serde_json::json!({ "text": spec.to_text(), "spec": spec }))
+    to_js(&serde_json::json!({ "text": spec.to_text(), "spec": spec, "bytes": spec.estimated_bytes() }))
 }
 
 /// The page's default state (the source issue's reproducer, DSL vs legacy).

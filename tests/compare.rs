@@ -203,3 +203,89 @@ fn llama_cpp_rounding_is_measured_by_its_spread_and_explained() {
     let same = report("w256/gguf/llama_w256.q4_0.gguf", "llama.cpp", "llama.cpp", &TOKENS, &opts);
     assert!(diverged(&same).is_empty());
 }
+
+/// Capture `stats`: the logits are compared as at `full` (the same numbers), every stage by its
+/// statistics; the first stage whose statistics part is where the values part; rounding stays noise.
+#[test]
+fn capture_stats_compares_the_logits_and_every_stage_by_its_statistics() {
+    use paritylab::trace::Capture;
+    let stats = CompareOptions { capture: Capture::Stats, explain: true, ..CompareOptions::default() };
+    let full = CompareOptions { explain: true, ..CompareOptions::default() };
+    for (file, b) in [
+        ("gguf/qwen3_tiny_untied.f32.gguf", "skainet-dsl"),
+        ("gguf/qwen3_gqa.f32.gguf", "hf,norm_eps=1e-5"),
+        ("gguf/qwen3_gqa.q8_0.gguf", "llama.cpp"),
+        ("gguf/llama_small.f32.gguf", "hf,rope_pairing=split_half"),
+    ] {
+        let (s, f) = (report(file, "hf", b, &TOKENS, &stats), report(file, "hf", b, &TOKENS, &full));
+        assert_eq!(s.capture, Capture::Stats);
+        // Only the logits are compared value by value, with the numbers of a full capture.
+        assert!(s.stages.iter().all(|d| d.stage == Stage::ResultOutput), "{file} {b}");
+        let logits_of =
+            |r: &Report| r.stages.iter().filter(|d| d.stage == Stage::ResultOutput).cloned().collect::<Vec<_>>();
+        assert_eq!(logits_of(&s), logits_of(&f), "{file} {b}");
+        assert_eq!((&s.logits, &s.top_k.len()), (&f.logits, &f.top_k.len()), "{file} {b}");
+        // Every stage but the logits at every position has statistics.
+        let per_position = f.stages.iter().filter(|d| d.position == 0 && d.stage != Stage::ResultOutput).count();
+        assert_eq!(s.stage_stats.len(), per_position * TOKENS.len(), "{file} {b}");
+        // Where the values first part, the statistics do too.
+        let fd = f.first_divergence.as_ref().unwrap_or_else(|| panic!("{file} {b}: full agrees"));
+        let sd = s.first_stats_divergence.as_ref().unwrap_or_else(|| panic!("{file} {b}: stats agree"));
+        assert_eq!((sd.position, sd.layer, sd.stage), (fd.position, fd.layer, fd.stage), "{file} {b}");
+        assert!(!s.agrees());
+        assert!(s.verdict_line().contains("the statistics first part at"), "{}", s.verdict_line());
+        // Explain reaches the same answer from statistics and logits.
+        assert_eq!(s.explain.as_ref().map(|e| &e.summary), f.explain.as_ref().map(|e| &e.summary), "{file} {b}");
+        let md = s.markdown(None);
+        assert!(md.contains("### Stage statistics") && md.contains("| capture | `stats`"), "{md}");
+    }
+    // The same math rounded differently: the statistics stay within their measured noise.
+    for b in ["oracle-f64", "hf,softmax=naive", "hf,accumulate=f64"] {
+        let r = report("gguf/qwen3_gqa.f32.gguf", "hf", b, &TOKENS, &stats);
+        assert!(r.agrees(), "{b}: {}", r.verdict_line());
+        assert!(r.stage_stats.iter().any(|d| d.class == Class::Noise), "{b}: all bitwise?");
+    }
+}
+
+#[test]
+fn capture_off_compares_the_logits_only_and_refuses_what_needs_values() {
+    use paritylab::trace::Capture;
+    let off = CompareOptions { capture: Capture::Off, ..CompareOptions::default() };
+    let r = report("gguf/qwen3_gqa.f32.gguf", "hf", "hf,norm_eps=1e-5", &TOKENS, &off);
+    assert!(r.stages.iter().all(|d| d.stage == Stage::ResultOutput) && r.stage_stats.is_empty());
+    assert_eq!(r.stages.len(), TOKENS.len());
+    let d = r.first_divergence.as_ref().expect("a changed eps moves the logits");
+    assert_eq!(d.stage, Stage::ResultOutput);
+    assert!(r.verdict_line().contains("Capture off keeps only the logits"), "{}", r.verdict_line());
+    assert!(report("gguf/qwen3_gqa.f32.gguf", "hf", "oracle-f64", &TOKENS, &off).agrees());
+
+    let bytes = common::read_reference("gguf/qwen3_gqa.f32.gguf");
+    let m = Model::from_bytes(&bytes).unwrap();
+    let iso = CompareOptions { capture: Capture::Stats, isolation: Isolation::Stage, ..CompareOptions::default() };
+    let err = compare(&m, &PathSpec::hf(), &PathSpec::hf(), &TOKENS, &iso).err().unwrap().to_string();
+    assert!(err.contains("capture full"), "{err}");
+}
+
+/// The estimate a page uses to pick a capture level is close to what a trace really holds.
+#[test]
+fn trace_estimates_follow_the_values_a_trace_holds() {
+    use paritylab::trace::{Capture, TraceShape};
+    for file in ["gguf/qwen3_gqa.f32.gguf", "gguf/qwen2_small.f32.gguf", "gguf/llama_small.f32.gguf"] {
+        let bytes = common::read_reference(file);
+        let m = Model::from_bytes(&bytes).unwrap();
+        let shape = TraceShape::of(&m.config);
+        let tokens: Vec<u32> = (1..=12).collect();
+        let t = paritylab::forward::forward(&m, &PathSpec::hf(), &tokens, None).unwrap();
+        let values: usize = t.ids().iter().map(|&id| t.stage(id).unwrap().iter().map(|v| v.len()).sum::<usize>()).sum();
+        let entries = (t.ids().len() * tokens.len()) as u64;
+        let est = shape.bytes(tokens.len(), Capture::Full, false);
+        assert!(
+            est >= 4 * values as u64 && est <= 4 * values as u64 + 64 * entries,
+            "{file}: {est} for {values} values"
+        );
+        assert_eq!(shape.bytes(tokens.len(), Capture::Full, true) - est, 4 * values as u64, "{file}: f64 doubles");
+        let logits = 4 * (tokens.len() * m.config.vocab) as u64;
+        assert!(shape.bytes(tokens.len(), Capture::Off, false) >= logits);
+        assert!(shape.bytes(tokens.len(), Capture::Stats, false) < est / 2);
+    }
+}

@@ -107,7 +107,7 @@ async fn synthetic_default_loads() {
     let info = json(&s.load_synthetic("").unwrap());
     assert_eq!(info["architecture"], "qwen3");
     let bytes = s.file_bytes().unwrap();
-    assert_eq!(bytes, paritylab::synth::generate(&paritylab::synth::SynthSpec::source_issue()).unwrap());
+    assert_eq!(bytes.to_vec(), paritylab::synth::generate(&paritylab::synth::SynthSpec::source_issue()).unwrap());
 }
 
 #[wasm_bindgen_test]
@@ -135,7 +135,15 @@ async fn run_exposes_the_trace_stages_and_dump() {
     let info = json(&s.model_info().unwrap());
     assert_eq!(info["config"]["head_dim"].as_f64(), Some(16.0));
     assert_eq!(info["tokenizer"]["pre"], "qwen2");
-    let summary = json(&s.run("hf", ids(&[1, 2, 3]), 5).unwrap());
+    let mut summary = json(&s.run("hf", ids(&[1, 2, 3]), 5, JsValue::UNDEFINED).unwrap());
+    assert_eq!(summary["capture"], "full");
+    assert_eq!(summary["prompt_tokens"].as_f64(), Some(3.0));
+    assert_eq!(summary["generated"], serde_json::json!([]));
+    assert!(summary["timing"]["prompt_ms"].as_f64().is_some_and(|ms| ms >= 0.0));
+    assert!(summary["timing"]["memory_bytes"].as_f64().is_some_and(|b| b >= GQA_Q8.len() as f64));
+    for key in ["capture", "prompt_tokens", "generated", "timing"] {
+        summary.as_object_mut().unwrap().remove(key);
+    }
     let model = paritylab::model::Model::from_bytes(GQA_Q8).unwrap();
     let trace = paritylab::forward::forward(&model, &paritylab::path::PathSpec::hf(), &[1, 2, 3], None).unwrap();
     let want = via_text(&paritylab::logits::RunSummary::new(
@@ -160,12 +168,65 @@ async fn run_exposes_the_trace_stages_and_dump() {
     let st = safetensors::SafeTensors::deserialize(&dump).unwrap();
     assert_eq!(st.len(), trace.ids().len());
 
-    assert!(message(s.run("hf,rope_pairing=sideways", ids(&[1]), 5).unwrap_err()).contains("split_half"));
-    assert!(message(s.run("hf", ids(&[1000]), 5).unwrap_err()).contains("out of range"));
+    assert!(message(s.run("hf,rope_pairing=sideways", ids(&[1]), 5, JsValue::UNDEFINED).unwrap_err())
+        .contains("split_half"));
+    assert!(message(s.run("hf", ids(&[1000]), 5, JsValue::UNDEFINED).unwrap_err()).contains("out of range"));
     // A file that parses but is not a model: inspectable, not runnable.
     s.load(QUANT.to_vec()).unwrap();
     assert!(message(s.model_info().unwrap_err()).contains("\"quantzoo\" is not supported"));
-    assert!(message(s.run("hf", ids(&[1]), 5).unwrap_err()).contains("inspected but not run"));
+    assert!(message(s.run("hf", ids(&[1]), 5, JsValue::UNDEFINED).unwrap_err()).contains("inspected but not run"));
+}
+
+/// `run` with capture stats and decoding: the runner's tokens and statistics, values refused with
+/// a message that says how to get them; and the estimates a page picks a capture level from.
+#[wasm_bindgen_test]
+async fn run_with_capture_stats_decodes_and_keeps_statistics() {
+    use paritylab::trace::{Capture, TraceShape};
+    ready().await;
+    let mut s = Session::new();
+    s.load(GQA_Q8.to_vec()).unwrap();
+    let options = js_sys::JSON::parse(r#"{"capture": "stats", "decode": 2}"#).unwrap();
+    let got = json(&s.run("hf", ids(&[1, 2, 3]), 5, options).unwrap());
+    let model = paritylab::model::Model::from_bytes(GQA_Q8).unwrap();
+    let hf = paritylab::path::PathSpec::hf();
+    let mut runner = paritylab::forward::Runner::new(&model, &hf, Capture::Stats).unwrap();
+    runner.feed(&[1, 2, 3]).unwrap();
+    runner.decode_greedy(2).unwrap();
+    let trace = runner.into_trace();
+    assert_eq!(got["capture"], "stats");
+    assert_eq!(got["tokens"], via_text(&trace.tokens));
+    assert_eq!(got["generated"], via_text(&trace.tokens[3..].to_vec()));
+    assert_eq!(got["positions"].as_array().unwrap().len(), 5);
+    let stats = got["stage_stats"].as_array().unwrap();
+    assert_eq!(stats.len(), trace.ids().len() - 1, "every stage but the logits");
+    for entry in stats {
+        let id = paritylab::trace::StageId::parse(entry["name"].as_str().unwrap()).unwrap();
+        assert_eq!(entry["stats"], via_text(&trace.stats(id).unwrap()), "{id}");
+    }
+    assert!(got["timing"]["decode_ms"].as_f64().is_some_and(|ms| ms >= 0.0));
+    let err = message(s.stage("blk.0.q").unwrap_err());
+    assert!(err.contains("values were not captured") && err.contains("capture stats"), "{err}");
+    assert!(message(s.dump().unwrap_err()).contains("set capture to full"));
+    let bad = js_sys::JSON::parse(r#"{"capture": "some"}"#).unwrap();
+    assert!(message(s.run("hf", ids(&[1]), 5, bad).unwrap_err()).contains("run options"));
+
+    let shape = TraceShape::of(&model.config);
+    let run = json(&s.trace_estimate("hf", None, ids(&[1, 2, 3]), 4).unwrap());
+    for c in Capture::ALL {
+        assert_eq!(run[c.name()].as_f64(), Some(shape.bytes(7, c, false) as f64), "{}", c.name());
+    }
+    let both = json(&s.trace_estimate("hf", Some("oracle-f64".into()), ids(&[1, 2, 3]), 0).unwrap());
+    let want = paritylab::diff::estimate_bytes(
+        &model,
+        (&hf, 3),
+        (&paritylab::path::PathSpec::preset("oracle-f64").unwrap(), 3),
+        Capture::Full,
+    );
+    assert_eq!(both["full"].as_f64(), Some(want as f64));
+    assert!(both["stats"].as_f64() < both["full"].as_f64());
+
+    let bytes = s.file_bytes().unwrap().to_vec();
+    assert!(bytes == GQA_Q8, "file_bytes gives the file back");
 }
 
 static TINY_UNTIED: &[u8] = include_bytes!("../../shared/reference/gguf/qwen3_tiny_untied.f32.gguf");
@@ -213,6 +274,30 @@ async fn compare_returns_the_library_report_and_markdown() {
     };
     assert!(refused(&mut s, r#"{"isolation": "sideways"}"#).contains("compare options"));
     assert!(refused(&mut s, r#"{"explian": true}"#).contains("explian"));
+    assert!(refused(&mut s, r#"{"isolation": "stage", "capture": "stats"}"#).contains("capture full"));
+
+    // Capture stats: the library's report, and values refused with a way to get them.
+    let options = js_sys::JSON::parse(r#"{"capture": "stats", "explain": true}"#).unwrap();
+    let got = json(&s.compare("hf", "skainet-dsl", ids(&[1, 5, 3]), options, None).unwrap());
+    let opts = paritylab::diff::CompareOptions {
+        capture: paritylab::trace::Capture::Stats,
+        explain: true,
+        ..Default::default()
+    };
+    let dsl = paritylab::path::PathSpec::preset("skainet-dsl").unwrap();
+    let c = paritylab::diff::compare(&model, &a, &dsl, &[1, 5, 3], &opts).unwrap();
+    let want = paritylab::diff::Report::new(
+        &model,
+        Some("qwen3_tiny_untied.f32.gguf".into()),
+        paritylab::dump::sha256_hex(TINY_UNTIED),
+        &c,
+        &opts,
+    );
+    assert_eq!(got, via_text(&want));
+    assert_eq!(got["capture"], "stats");
+    assert!(got["stage_stats"].as_array().is_some_and(|s| !s.is_empty()));
+    assert!(message(s.compared_stage("blk.0.q", 0, false).unwrap_err()).contains("values were not captured"));
+    assert!(message(s.dump_path("a").unwrap_err()).contains("set capture to full"));
 }
 
 static REALVOCAB: &[u8] = include_bytes!("../../shared/reference/gguf/qwen3_realvocab.q8_0.gguf");
@@ -238,9 +323,9 @@ async fn tokenize_decode_and_text_prompts() {
         Err(e) => message(e),
     };
     assert!(err.contains("lone surrogate"), "{err}");
-    assert!(s.run("hf", text, 3).is_err());
+    assert!(s.run("hf", text, 3, JsValue::UNDEFINED).is_err());
     // Text prompts run; each path's BOS handling is visible in input_tokens.
-    let run = json(&s.run("hf", "Hello world".into(), 3).unwrap());
+    let run = json(&s.run("hf", "Hello world".into(), 3, JsValue::UNDEFINED).unwrap());
     assert_eq!(run["tokens"], serde_json::json!([9707.0, 1879.0]));
     let with_bos = json(&s.input_tokens("hf,bos=prepend", "Hello world".into()).unwrap());
     assert_eq!(with_bos["ids"], serde_json::json!([151643.0, 9707.0, 1879.0]));

@@ -6,8 +6,8 @@
 //! combinations grow one field at a time, supersets of a combination that already works everywhere
 //! are skipped, and no more than `budget` runs are spent (the result says so when it stops early).
 
-use super::{compare_traces, Alignment, Class, Measured, Tolerances};
-use crate::forward::{forward, Prompt};
+use super::{compare_stats, compare_traces, Alignment, Class, Measured, Tolerances};
+use crate::forward::{forward_captured, Prompt};
 use crate::model::Model;
 use crate::path::{PathSpec, FIELDS};
 use crate::trace::Trace;
@@ -61,7 +61,8 @@ fn flipped(a: &PathSpec, b: &PathSpec, fields: &[&str]) -> Result<PathSpec> {
     Ok(out)
 }
 
-/// Per aligned position: does `cand` agree with A everywhere (every stage match or noise)?
+/// Per aligned position: does `cand` agree with A everywhere (every stage match or noise: its
+/// values, or at capture `stats` its statistics and the logits)?
 fn agreement(a: &Measured, b: &Measured, cand: &Trace, tol: &Tolerances) -> Vec<bool> {
     // A candidate has no f64 twin of its own: it computes B's math on partly A's conventions, so
     // its noise is taken as the larger of A's and B's at the same stage and token.
@@ -75,8 +76,21 @@ fn agreement(a: &Measured, b: &Measured, cand: &Trace, tol: &Tolerances) -> Vec<
         let pa = pc + ac.offset_a - ac.offset_b; // pc >= offset_b: it is an aligned position
         a.noise(id, pa).max(noise_b_at(id, pa))
     };
+    let stats_noise_b_at = |id, pa: usize| match (pa.checked_sub(ab.offset_a), pa < ab.offset_a + ab.len) {
+        (Some(p), true) => b.stats_noise(id, p + ab.offset_b),
+        _ => 0.0,
+    };
+    let stats_noise_cand = |id, pc: usize| {
+        let pa = pc + ac.offset_a - ac.offset_b;
+        a.stats_noise(id, pa).max(stats_noise_b_at(id, pa))
+    };
     let mut ok = vec![true; ac.len];
     for d in compare_traces(&a.trace, cand, &|id, p| a.noise(id, p), &noise_cand, tol) {
+        if d.class == Class::Diverged {
+            ok[d.position] = false;
+        }
+    }
+    for d in compare_stats(&a.trace, cand, &|id, p| a.stats_noise(id, p), &stats_noise_cand, tol) {
         if d.class == Class::Diverged {
             ok[d.position] = false;
         }
@@ -108,7 +122,7 @@ pub fn explain(
             progress(super::Progress { step: "explain", done: *runs, total: budget });
             *runs += 1;
             let spec = flipped(a, b, set)?;
-            let trace = match forward(model, &spec, prompt, None) {
+            let trace = match forward_captured(model, &spec, prompt, mb.trace.capture) {
                 Ok(t) => t,
                 // A combination that cannot run on this model (e.g. a head_dim source that does not
                 // fit) simply does not explain anything.
@@ -188,9 +202,12 @@ pub fn explain(
     Ok(Explanation { runs, budget, capped, differing, no_effect, ranges, unexplained, summary })
 }
 
-/// Every stage at every position bit-identical.
+/// Every stage (its values, or its statistics) at every position bit-identical.
 fn same_trace(x: &Trace, y: &Trace) -> bool {
-    x.tokens == y.tokens && x.ids() == y.ids() && x.ids().iter().all(|&id| x.stage(id) == y.stage(id))
+    x.tokens == y.tokens
+        && x.ids() == y.ids()
+        && x.ids().iter().all(|&id| x.stage(id) == y.stage(id))
+        && x.same_stats(y)
 }
 
 fn field_index(f: &str) -> usize {

@@ -15,6 +15,14 @@
 //! `floor = floor_rel * max |A|` (1e-12 by default) absorbs f64 rounding, so paths computed in f64
 //! (whose twin is themselves, noise 0) are still compared sensibly.
 //!
+//! # Capture levels
+//! With capture `full` every value of every stage is compared. With `stats` (for long prompts and
+//! big models) the runs keep per-stage summaries and the logits: the logits are compared value by
+//! value as above, and each stage by its statistics (min, max, mean, RMS, non-finite count), with
+//! the same classes, each side's noise being the largest change of a statistic under its f64 twin
+//! (or perturbed reruns). Statistics can agree while values differ, so this locates a divergence
+//! less surely. With `off` only the logits are compared. Isolation and dumps need `full`.
+//!
 //! # Dumps
 //! A side may be an imported dump ([`Side::Dump`]), which cannot be rerun. Its noise is assumed:
 //! the larger of `dump_noise_rel` (1e-6) of the stage's largest |value| and the measured f32 noise
@@ -26,11 +34,11 @@ pub mod logits;
 pub mod metrics;
 pub mod report;
 
-use crate::forward::{forward, forward_perturbed, Injection, Isolation, Prompt};
+use crate::forward::{forward, forward_captured, forward_perturbed, Injection, Isolation, Prompt};
 use crate::import::ImportedDump;
 use crate::model::Model;
 use crate::path::{ActivationQuant, PathSpec, Precision};
-use crate::trace::{Stage, StageId, Trace, Values};
+use crate::trace::{Capture, Stage, StageId, StageStats, Trace, TraceShape, Values};
 use crate::{Error, Result};
 use metrics::{AllClose, Metrics};
 use serde::{Deserialize, Serialize};
@@ -126,6 +134,137 @@ impl StageDiff {
     }
 }
 
+/// |B − A| / |A| of each statistic (0 when equal, inf when A's is 0 and B's is not).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StatsRel {
+    #[serde(serialize_with = "crate::json::float")]
+    pub min: f64,
+    #[serde(serialize_with = "crate::json::float")]
+    pub max: f64,
+    #[serde(serialize_with = "crate::json::float")]
+    pub mean: f64,
+    #[serde(serialize_with = "crate::json::float")]
+    pub rms: f64,
+}
+
+/// One stage at one position, compared by its summary statistics (capture `stats`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatsDiff {
+    pub position: usize,
+    /// `None` outside the layers.
+    pub layer: Option<usize>,
+    pub stage: Stage,
+    /// The dump name (`blk.0.q`).
+    pub name: String,
+    pub class: Class,
+    pub a: StageStats,
+    pub b: StageStats,
+    pub rel: StatsRel,
+    /// The largest |B − A| among min, max, mean and RMS.
+    #[serde(serialize_with = "crate::json::float")]
+    pub max_abs: f64,
+    /// Each side's noise on the statistics: the largest change of one under its f64 twin (or its
+    /// perturbed reruns).
+    pub noise_a: f64,
+    pub noise_b: f64,
+    /// The difference allowed as noise.
+    pub threshold: f64,
+}
+
+impl StatsDiff {
+    pub fn id(&self) -> StageId {
+        StageId::new(self.layer, self.stage)
+    }
+
+    /// max |Δ| over the noise threshold.
+    pub fn times_threshold(&self) -> f64 {
+        if self.threshold > 0.0 {
+            self.max_abs / self.threshold
+        } else if self.max_abs > 0.0 {
+            f64::INFINITY
+        } else {
+            0.0
+        }
+    }
+}
+
+fn relative(a: f64, b: f64) -> f64 {
+    if a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()) {
+        0.0
+    } else if a == 0.0 {
+        f64::INFINITY
+    } else {
+        ((b - a) / a).abs()
+    }
+}
+
+/// Compare the summaries both traces recorded (capture `stats`), position by position (aligned),
+/// in execution order. `noise_a` / `noise_b` give each side's noise on the statistics at (stage,
+/// position in its own trace).
+pub fn compare_stats(
+    a: &Trace,
+    b: &Trace,
+    noise_a: &dyn Fn(StageId, usize) -> f64,
+    noise_b: &dyn Fn(StageId, usize) -> f64,
+    tol: &Tolerances,
+) -> Vec<StatsDiff> {
+    let al = Alignment::of(a, b);
+    let mut out = Vec::new();
+    for p in 0..al.len {
+        let (pa, pb) = (p + al.offset_a, p + al.offset_b);
+        for &id in a.ids() {
+            let (Some(sa), Some(sb)) = (a.stats_at(id, pa), b.stats_at(id, pb)) else { continue };
+            let (na, nb) = (noise_a(id, pa), noise_b(id, pb));
+            let max_abs = sa.max_change(sb);
+            let floor = tol.floor_rel * sa.scale();
+            let threshold = tol.noise_multiple * na.max(nb) + floor;
+            let allclose = tol.user_set() && {
+                let t = tol.allclose();
+                sa.values()
+                    .iter()
+                    .zip(sb.values())
+                    .all(|(&x, y)| (x.is_nan() && y.is_nan()) || (y - x).abs() <= t.atol + t.rtol * x.abs())
+            };
+            let class = if sa.identical(sb) {
+                Class::Match
+            } else if sa.len != sb.len || sa.non_finite != sb.non_finite {
+                Class::Diverged
+            } else if max_abs <= floor {
+                Class::Match
+            } else if max_abs <= threshold || allclose {
+                Class::Noise
+            } else {
+                Class::Diverged
+            };
+            out.push(StatsDiff {
+                position: p,
+                layer: id.layer,
+                stage: id.stage,
+                name: id.name(),
+                class,
+                a: *sa,
+                b: *sb,
+                rel: StatsRel {
+                    min: relative(sa.min, sb.min),
+                    max: relative(sa.max, sb.max),
+                    mean: relative(sa.mean, sb.mean),
+                    rms: relative(sa.rms, sb.rms),
+                },
+                max_abs,
+                noise_a: na,
+                noise_b: nb,
+                threshold,
+            });
+        }
+    }
+    out
+}
+
+/// The first stage whose statistics diverge, in execution order (position first), if any.
+pub fn first_stats_divergence(stats: &[StatsDiff]) -> Option<&StatsDiff> {
+    stats.iter().find(|s| s.class == Class::Diverged)
+}
+
 /// How the positions of two traces line up: the given tokens are the common suffix (a path that
 /// prepends BOS has one more position in front).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -216,34 +355,64 @@ pub struct Measured {
     pub twin: Option<Trace>,
     /// Noise per stage and position, where it is not taken from the twin.
     pub assumed: Option<HashMap<(StageId, usize), f64>>,
+    /// Noise on the statistics per stage and position (capture `stats`), where it is not taken
+    /// from the twin.
+    pub assumed_stats: Option<HashMap<(StageId, usize), f64>>,
     pub method: NoiseMethod,
 }
 
 impl Measured {
-    /// Run `path` and measure its noise: against its f64 twin, unless it already computes in f64,
-    /// or, for paths that round activations like llama.cpp, as the spread of perturbed reruns.
-    pub fn run(model: &Model<'_>, path: &PathSpec, prompt: &Prompt) -> Result<Measured> {
-        let trace = forward(model, path, prompt, None)?;
+    /// Run `path` keeping what `capture` says, and measure its noise: against its f64 twin, unless
+    /// it already computes in f64, or, for paths that round activations like llama.cpp, as the
+    /// spread of perturbed reruns.
+    pub fn run(model: &Model<'_>, path: &PathSpec, prompt: &Prompt, capture: Capture) -> Result<Measured> {
+        let trace = forward_captured(model, path, prompt, capture)?;
         if path.activation_quant != ActivationQuant::None {
             let mut spread: HashMap<(StageId, usize), f64> = HashMap::new();
+            let mut stats_spread: HashMap<(StageId, usize), f64> = HashMap::new();
             for seed in 1..=PERTURBED_RUNS {
-                let nudged = forward_perturbed(model, path, prompt, seed)?;
+                let nudged = forward_perturbed(model, path, prompt, seed, capture)?;
                 for &id in trace.ids() {
                     for pos in 0..trace.positions() {
-                        let n = noise(trace.get(id, pos), nudged.get(id, pos));
-                        let e = spread.entry((id, pos)).or_insert(0.0);
-                        *e = e.max(n);
+                        if let Some(x) = trace.get(id, pos) {
+                            let e = spread.entry((id, pos)).or_insert(0.0);
+                            *e = e.max(noise(Some(x), nudged.get(id, pos)));
+                        }
+                        if let (Some(x), Some(y)) = (trace.stats_at(id, pos), nudged.stats_at(id, pos)) {
+                            let e = stats_spread.entry((id, pos)).or_insert(0.0);
+                            *e = e.max(x.max_change(y));
+                        }
                     }
                 }
             }
-            return Ok(Measured { trace, twin: None, assumed: Some(spread), method: NoiseMethod::PerturbationSpread });
+            return Ok(Measured {
+                trace,
+                twin: None,
+                assumed: Some(spread),
+                assumed_stats: Some(stats_spread),
+                method: NoiseMethod::PerturbationSpread,
+            });
         }
         if path.precision == Precision::F64 {
-            return Ok(Measured { trace, twin: None, assumed: None, method: NoiseMethod::OwnF64 });
+            return Ok(Measured { trace, twin: None, assumed: None, assumed_stats: None, method: NoiseMethod::OwnF64 });
         }
         let twin_spec = PathSpec { precision: Precision::F64, accumulate: Precision::F64, ..path.clone() };
-        let twin = Some(forward(model, &twin_spec, prompt, None)?);
-        Ok(Measured { trace, twin, assumed: None, method: NoiseMethod::F64Twin })
+        let twin = Some(forward_captured(model, &twin_spec, prompt, capture)?);
+        Ok(Measured { trace, twin, assumed: None, assumed_stats: None, method: NoiseMethod::F64Twin })
+    }
+
+    /// Bytes the traces of measuring `path` on `positions` positions take at `capture` (its trace
+    /// and its f64 twin, or the trace and one perturbed rerun at a time): an estimate.
+    pub fn estimate_bytes(shape: &TraceShape, path: &PathSpec, positions: usize, capture: Capture) -> u64 {
+        let own_f64 = path.precision == Precision::F64;
+        let trace = shape.bytes(positions, capture, own_f64);
+        if path.activation_quant != ActivationQuant::None {
+            2 * trace
+        } else if own_f64 {
+            trace
+        } else {
+            trace + shape.bytes(positions, capture, true)
+        }
     }
 
     /// A dump, with the noise it is assumed to carry: its rounding allowance plus, unless it was
@@ -279,12 +448,24 @@ impl Measured {
                 assumed.insert((id, pos), dump.allowance(id, pos) + float);
             }
         }
-        Measured { trace, twin: None, assumed: Some(assumed), method: NoiseMethod::DumpAssumed }
+        Measured { trace, twin: None, assumed: Some(assumed), assumed_stats: None, method: NoiseMethod::DumpAssumed }
     }
 
     fn noise(&self, id: StageId, pos: usize) -> f64 {
         match (&self.twin, &self.assumed) {
             (Some(t), _) => noise(self.trace.get(id, pos), t.get(id, pos)),
+            (None, Some(a)) => a.get(&(id, pos)).copied().unwrap_or(0.0),
+            (None, None) => 0.0,
+        }
+    }
+
+    /// The noise on stage `id`'s statistics at `pos`.
+    fn stats_noise(&self, id: StageId, pos: usize) -> f64 {
+        match (&self.twin, &self.assumed_stats) {
+            (Some(t), _) => match (self.trace.stats_at(id, pos), t.stats_at(id, pos)) {
+                (Some(x), Some(y)) => x.max_change(y),
+                _ => 0.0,
+            },
             (None, Some(a)) => a.get(&(id, pos)).copied().unwrap_or(0.0),
             (None, None) => 0.0,
         }
@@ -410,6 +591,8 @@ pub struct CompareOptions {
     pub explain_budget: usize,
     /// Candidates per position in the report's top-k table.
     pub top_k: usize,
+    /// What the runs keep: every value, per-stage statistics, or the logits only.
+    pub capture: Capture,
 }
 
 impl Default for CompareOptions {
@@ -420,8 +603,24 @@ impl Default for CompareOptions {
             explain: false,
             explain_budget: explain::DEFAULT_BUDGET,
             top_k: 5,
+            capture: Capture::Full,
         }
     }
+}
+
+/// Bytes the traces of comparing `a` with `b` take at `capture` (each path's trace and what
+/// measures its noise, plus one more run for isolation or explain), `positions_*`: the positions
+/// each path runs. An estimate, to choose a capture level before running.
+pub fn estimate_bytes(
+    model: &Model<'_>,
+    (a, positions_a): (&PathSpec, usize),
+    (b, positions_b): (&PathSpec, usize),
+    capture: Capture,
+) -> u64 {
+    let shape = TraceShape::of(&model.config);
+    Measured::estimate_bytes(&shape, a, positions_a, capture)
+        + Measured::estimate_bytes(&shape, b, positions_b, capture)
+        + shape.bytes(positions_b, capture, b.precision == Precision::F64)
 }
 
 /// A side as asked for: a built-in path, or a dump by name (loaded by the caller).
@@ -490,6 +689,8 @@ pub struct Comparison {
     pub a: Measured,
     pub b: Measured,
     pub stages: Vec<StageDiff>,
+    /// Capture `stats`: every stage compared by its statistics.
+    pub stats: Vec<StatsDiff>,
     /// B run on A's inputs, and its comparison with A, when isolation was asked for.
     pub isolated_trace: Option<Trace>,
     pub isolated: Option<Vec<StageDiff>>,
@@ -541,11 +742,27 @@ pub fn compare_sides(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Comparison> {
     let tol = &opts.tolerances;
+    let capture = opts.capture;
+    if capture != Capture::Full {
+        if a.dump().is_some() || b.dump().is_some() {
+            return Err(Error::input(format!(
+                "a dump is compared value by value, so it needs capture full (not {})",
+                capture.name()
+            )));
+        }
+        if opts.isolation != Isolation::Off {
+            return Err(Error::input(format!(
+                "isolation feeds B with A's values, which capture {} does not keep: use capture full, or turn \
+                 isolation off",
+                capture.name()
+            )));
+        }
+    }
     let run = |side: &Side| -> Result<Option<Measured>> {
         match side {
             Side::Path(spec) => {
                 let model = model.ok_or_else(|| Error::input("a built-in path needs the model (the GGUF)"))?;
-                Measured::run(model, spec, prompt).map(Some)
+                Measured::run(model, spec, prompt, capture).map(Some)
             }
             Side::Dump(_) => Ok(None),
         }
@@ -565,6 +782,7 @@ pub fn compare_sides(
                     trace: t,
                     twin: Some(m.trace.clone()),
                     assumed: None,
+                    assumed_stats: None,
                     method: NoiseMethod::F64Twin,
                 }))
             }
@@ -592,6 +810,8 @@ pub fn compare_sides(
         )));
     }
     let stages = compare_traces(&ma.trace, &mb.trace, &|id, p| ma.noise(id, p), &|id, p| mb.noise(id, p), tol);
+    let stats =
+        compare_stats(&ma.trace, &mb.trace, &|id, p| ma.stats_noise(id, p), &|id, p| mb.stats_noise(id, p), tol);
     let both_paths = a.spec().zip(b.spec());
     let (isolated_trace, isolated) = match (opts.isolation, both_paths, model) {
         (Isolation::Off, _, _) => (None, None),
@@ -631,6 +851,7 @@ pub fn compare_sides(
         a: ma,
         b: mb,
         stages,
+        stats,
         isolated_trace,
         isolated,
         explain,

@@ -4,14 +4,15 @@
 use super::explain::{positions_text, Explanation};
 use super::logits::{self as logit_diff, LogitMetrics, LogitSummary};
 use super::{
-    first_divergence, Alignment, Class, CompareOptions, Comparison, Measured, NoiseMethod, Side, StageDiff, Tolerances,
+    first_divergence, first_stats_divergence, Alignment, Class, CompareOptions, Comparison, Measured, NoiseMethod,
+    Side, StageDiff, StatsDiff, Tolerances,
 };
 use crate::forward::{Isolation, Prompt};
 use crate::import::{DumpInfo, Outcome};
 use crate::logits::{top_k, Candidate};
 use crate::model::{Config, Model};
 use crate::path::PathSpec;
-use crate::trace::{Stage, StageId};
+use crate::trace::{Capture, Stage, StageId};
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -118,14 +119,24 @@ pub struct Report {
     /// The PathSpec fields where A and B differ.
     pub differing_fields: Vec<&'static str>,
     pub tolerances: Tolerances,
+    /// What the runs kept: `full` (every value), `stats` (per-stage statistics and the logits) or
+    /// `off` (the logits).
+    pub capture: Capture,
     pub verdict: Verdict,
-    /// The first diverged stage in execution order (position first), if any.
+    /// The first diverged stage in execution order (position first), if any. At capture `stats`
+    /// or `off` only the logits (`result_output`) are compared value by value.
     pub first_divergence: Option<Divergence>,
+    /// Capture `stats`: the first stage whose statistics diverge (position first), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_stats_divergence: Option<StatsDiff>,
     /// Per compared position, its first diverged stage.
     pub first_divergence_per_position: Vec<Option<Divergence>>,
     /// The positions compared, as tokens (A's tokens from its first compared position).
     pub compared_tokens: Vec<u32>,
     pub stages: Vec<StageDiff>,
+    /// Capture `stats`: every stage at every position compared by its statistics.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stage_stats: Vec<StatsDiff>,
     pub logits: Vec<LogitMetrics>,
     pub logit_summary: LogitSummary,
     /// Why some positions have no distribution comparison, when some have none.
@@ -228,6 +239,7 @@ impl Report {
             IsolationReport { mode: opts.isolation, stages: stages.clone(), diverged }
         });
         let first = first_divergence(&c.stages).map(|d| divergence(d, c, &al));
+        let first_stats = first_stats_divergence(&c.stats).cloned();
         Report {
             schema: SCHEMA,
             model,
@@ -240,14 +252,17 @@ impl Report {
                 _ => Vec::new(),
             },
             tolerances: opts.tolerances,
-            verdict: if first.is_some() { Verdict::Diverge } else { Verdict::Agree },
+            capture: c.a.trace.capture,
+            verdict: if first.is_some() || first_stats.is_some() { Verdict::Diverge } else { Verdict::Agree },
             first_divergence: first,
+            first_stats_divergence: first_stats,
             first_divergence_per_position,
             compared_tokens: c.a.trace.tokens[al.offset_a..al.offset_a + positions].to_vec(),
             logit_summary: logit_diff::summarise(&logits),
             logits_note,
             logits,
             stages: c.stages.clone(),
+            stage_stats: c.stats.clone(),
             isolation,
             explain: c.explain.clone(),
             top_k,
@@ -260,29 +275,86 @@ impl Report {
 
     /// The one-line verdict.
     pub fn verdict_line(&self) -> String {
-        match &self.first_divergence {
-            None => format!(
+        let mut line = match (self.capture, &self.first_divergence, &self.first_stats_divergence) {
+            (Capture::Full, None, _) => format!(
                 "`{}` and `{}` agree: every stage at every position is within float noise.",
                 self.b.text, self.a.text
             ),
-            Some(d) => {
-                let mut line = format!(
-                    "`{}` diverges from `{}`: first at `{}` ({}) of position {} (token {}), max |Δ| {} = {}× the noise threshold.",
-                    self.b.text,
-                    self.a.text,
-                    d.name,
-                    stage_place(d.layer, d.stage),
-                    d.position,
-                    self.compared_tokens.get(d.position).copied().unwrap_or_default(),
-                    sci(d.max_abs),
-                    sci(d.times_threshold)
-                );
-                if let Some(e) = &self.explain {
-                    let _ = write!(line, " Explained by {}.", e.summary);
+            (Capture::Full, Some(d), _) => format!(
+                "`{}` diverges from `{}`: first at `{}` ({}) of position {} (token {}), max |Δ| {} = {}× the noise threshold.",
+                self.b.text,
+                self.a.text,
+                d.name,
+                stage_place(d.layer, d.stage),
+                d.position,
+                self.token_at(d.position),
+                sci(d.max_abs),
+                sci(d.times_threshold)
+            ),
+            (Capture::Stats, None, None) => format!(
+                "`{}` and `{}` agree within float noise on the logits and on every stage's statistics at every \
+                 position (capture stats: values were not compared; capture full compares them).",
+                self.b.text, self.a.text
+            ),
+            (Capture::Off, None, _) => format!(
+                "`{}` and `{}` agree: the logits at every position are within float noise (capture off: the stages \
+                 were not recorded; capture full compares them).",
+                self.b.text, self.a.text
+            ),
+            (Capture::Stats, logits, stats) => {
+                let mut line = format!("`{}` diverges from `{}`", self.b.text, self.a.text);
+                if let Some(s) = stats {
+                    let _ = write!(
+                        line,
+                        ": the statistics first part at `{}` ({}) of position {} (token {}), max |Δ| {} = {}× the noise threshold",
+                        s.name,
+                        stage_place(s.layer, s.stage),
+                        s.position,
+                        self.token_at(s.position),
+                        sci(s.max_abs),
+                        sci(s.times_threshold())
+                    );
                 }
+                match logits {
+                    Some(d) => {
+                        let _ = write!(
+                            line,
+                            "{} the logits diverge from position {} (token {}), max |Δ| {} = {}× the noise threshold",
+                            if stats.is_some() { ";" } else { ":" },
+                            d.position,
+                            self.token_at(d.position),
+                            sci(d.max_abs),
+                            sci(d.times_threshold)
+                        );
+                    }
+                    None => line.push_str("; the logits agree within float noise"),
+                }
+                line.push_str(
+                    ". Capture stats compares summaries: capture full finds the first divergent value and op.",
+                );
                 line
             }
+            (Capture::Off, Some(d), _) => format!(
+                "`{}` diverges from `{}`: the logits first part at position {} (token {}), max |Δ| {} = {}× the noise \
+                 threshold. Capture off keeps only the logits: capture stats or full locates the stage.",
+                self.b.text,
+                self.a.text,
+                d.position,
+                self.token_at(d.position),
+                sci(d.max_abs),
+                sci(d.times_threshold)
+            ),
+        };
+        if let Some(e) = &self.explain {
+            if !self.agrees() {
+                let _ = write!(line, " Explained by {}.", e.summary);
+            }
         }
+        line
+    }
+
+    fn token_at(&self, position: usize) -> u32 {
+        self.compared_tokens.get(position).copied().unwrap_or_default()
     }
 
     /// The report as Markdown for a GitHub issue. `share_url` is included when given.
@@ -361,6 +433,13 @@ impl Report {
             let _ = write!(tol, "; allclose(atol {a}, rtol {r}) also passes");
         }
         let _ = writeln!(o, "| tolerances | {tol} |");
+        if self.capture != Capture::Full {
+            let kept = match self.capture {
+                Capture::Stats => "per-stage statistics and the logits",
+                _ => "the logits only",
+            };
+            let _ = writeln!(o, "| capture | `{}`: {kept} |", self.capture.name());
+        }
         if let Some(url) = share_url {
             let _ = writeln!(o, "| reproduce | {url} |");
         }
@@ -377,62 +456,42 @@ impl Report {
             Some(m) => m.config.layers,
             None => self.stages.iter().filter_map(|s| s.layer).max().map_or(0, |l| l + 1),
         };
-        let _ =
-            writeln!(o, "### Stages (worst over positions; ✓ match, ≈ noise, ✗ diverged: max|Δ| and × threshold)\n");
-        let mut header = String::from("| stage |");
-        let mut rule = String::from("|---|");
-        let columns: Vec<Option<usize>> = if layers <= 8 {
-            (0..layers).map(Some).collect()
-        } else {
-            // Wide models: the first and last four layers.
-            (0..4).chain(layers - 4..layers).map(Some).collect()
-        };
-        for l in &columns {
-            let _ = write!(header, " layer {} |", l.unwrap_or(0));
-            rule.push_str("---|");
+        match self.capture {
+            Capture::Full => {
+                let _ = writeln!(
+                    o,
+                    "### Stages (worst over positions; ✓ match, ≈ noise, ✗ diverged: max|Δ| and × threshold)\n"
+                );
+                let cells: Vec<Cell> =
+                    self.stages.iter().map(|s| (s.id(), s.class, s.metrics.max_abs, s.threshold)).collect();
+                stage_table(&mut o, layers, &cells);
+            }
+            Capture::Stats => {
+                let _ = writeln!(
+                    o,
+                    "### Stage statistics (capture stats: min, max, mean and RMS compared; worst over positions; \
+                     ✓ match, ≈ noise, ✗ diverged: the largest |Δ| of a statistic and × threshold)\n"
+                );
+                let cells: Vec<Cell> =
+                    self.stage_stats.iter().map(|s| (s.id(), s.class, s.max_abs, s.threshold)).collect();
+                stage_table(&mut o, layers, &cells);
+                let out = StageId::global(Stage::ResultOutput);
+                let logits: Vec<Cell> = self
+                    .stages
+                    .iter()
+                    .filter(|s| s.id() == out)
+                    .map(|s| (s.id(), s.class, s.metrics.max_abs, s.threshold))
+                    .collect();
+                let _ = writeln!(o, "`result_output` (values): {}\n", worst_cell(&logits, out));
+            }
+            Capture::Off => {
+                let _ = writeln!(
+                    o,
+                    "_Capture off: only the logits were kept, so the stages are not compared (capture stats or full \
+                     compares them)._\n"
+                );
+            }
         }
-        let _ = writeln!(o, "{header}\n{rule}");
-        let cell = |id: StageId| -> String {
-            let worst = self
-                .stages
-                .iter()
-                .filter(|s| s.id() == id)
-                .max_by(|x, y| x.class.cmp(&y.class).then(x.metrics.max_abs.total_cmp(&y.metrics.max_abs)));
-            match worst {
-                None => "".into(),
-                Some(s) => match s.class {
-                    Class::Match => "✓".into(),
-                    Class::Noise => format!("≈ {}", sci(s.metrics.max_abs)),
-                    Class::Diverged => {
-                        let x = if s.threshold > 0.0 { s.metrics.max_abs / s.threshold } else { f64::INFINITY };
-                        format!("✗ {} ({}×)", sci(s.metrics.max_abs), sci(x))
-                    }
-                },
-            }
-        };
-        let seen: Vec<StageId> = {
-            let mut v: Vec<StageId> = Vec::new();
-            for s in &self.stages {
-                if !v.contains(&s.id()) {
-                    v.push(s.id());
-                }
-            }
-            v
-        };
-        for &stage in Stage::ALL.iter().filter(|s| s.in_layer()) {
-            if !seen.iter().any(|id| id.stage == stage) {
-                continue;
-            }
-            let mut row = format!("| `{}` |", stage.name());
-            for l in &columns {
-                let _ = write!(row, " {} |", cell(StageId::new(*l, stage)));
-            }
-            let _ = writeln!(o, "{row}");
-        }
-        for stage in [Stage::TokEmbd, Stage::ResultNorm, Stage::ResultOutput] {
-            let _ = writeln!(o, "\n`{}`: {}", stage.name(), cell(StageId::global(stage)));
-        }
-        o.push('\n');
 
         if let Some(iso) = &self.isolation {
             let mode = match iso.mode {
@@ -485,6 +544,59 @@ impl Report {
         }
         o
     }
+}
+
+/// One compared stage at one position: (stage, class, max |Δ|, threshold).
+type Cell = (StageId, Class, f64, f64);
+
+/// The worst of `cells` at `id` over positions: ✓, ≈ max|Δ|, or ✗ max|Δ| (× threshold).
+fn worst_cell(cells: &[Cell], id: StageId) -> String {
+    let worst = cells.iter().filter(|c| c.0 == id).max_by(|x, y| x.1.cmp(&y.1).then(x.2.total_cmp(&y.2)));
+    match worst {
+        None => "".into(),
+        Some(&(_, class, max_abs, threshold)) => match class {
+            Class::Match => "✓".into(),
+            Class::Noise => format!("≈ {}", sci(max_abs)),
+            Class::Diverged => {
+                let x = if threshold > 0.0 { max_abs / threshold } else { f64::INFINITY };
+                format!("✗ {} ({}×)", sci(max_abs), sci(x))
+            }
+        },
+    }
+}
+
+/// A stage x layer table of the worst class over positions (wide models: the first and last four
+/// layers), then the stages outside the layers.
+fn stage_table(o: &mut String, layers: usize, cells: &[Cell]) {
+    let mut header = String::from("| stage |");
+    let mut rule = String::from("|---|");
+    let columns: Vec<Option<usize>> = if layers <= 8 {
+        (0..layers).map(Some).collect()
+    } else {
+        (0..4).chain(layers - 4..layers).map(Some).collect()
+    };
+    for l in &columns {
+        let _ = write!(header, " layer {} |", l.unwrap_or(0));
+        rule.push_str("---|");
+    }
+    let _ = writeln!(o, "{header}\n{rule}");
+    for &stage in Stage::ALL.iter().filter(|s| s.in_layer()) {
+        if !cells.iter().any(|c| c.0.stage == stage) {
+            continue;
+        }
+        let mut row = format!("| `{}` |", stage.name());
+        for l in &columns {
+            let _ = write!(row, " {} |", worst_cell(cells, StageId::new(*l, stage)));
+        }
+        let _ = writeln!(o, "{row}");
+    }
+    for stage in [Stage::TokEmbd, Stage::ResultNorm, Stage::ResultOutput] {
+        let id = StageId::global(stage);
+        if cells.iter().any(|c| c.0 == id) {
+            let _ = writeln!(o, "\n`{}`: {}", stage.name(), worst_cell(cells, id));
+        }
+    }
+    o.push('\n');
 }
 
 /// `x` with 3 significant digits.

@@ -100,6 +100,10 @@ enum Command {
         /// Candidates per position in the report's top-k table.
         #[arg(long, default_value_t = 5)]
         top: usize,
+        /// What the runs keep: every value (full), per-stage statistics and the logits (stats: for
+        /// long prompts and big models), or the logits only (off).
+        #[arg(long, value_parser = ["full", "stats", "off"], default_value = "full")]
+        capture: String,
     },
     /// Compare two dumps stage by stage (of two engines, or of one engine before and after a
     /// change). Without --model, shapes are taken as they come and each dump is allowed
@@ -453,7 +457,20 @@ fn run(args: Args) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Compare { model, input, a, b, dump, isolate, explain, explain_budget, tolerance, output, top } => {
+        Command::Compare {
+            model,
+            input,
+            a,
+            b,
+            dump,
+            isolate,
+            explain,
+            explain_budget,
+            tolerance,
+            output,
+            top,
+            capture,
+        } => {
             let bytes = read_model(&model)?;
             let m = Model::from_bytes(&bytes).with_context(|| format!("cannot run {}", model.display()))?;
             let opts = CompareOptions {
@@ -466,6 +483,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 explain,
                 explain_budget,
                 top_k: top,
+                capture: Capture::from_name(&capture).unwrap_or_default(),
             };
             let sha = paritylab::dump::sha256_hex(&bytes);
             let given = input.given();
