@@ -11,7 +11,15 @@ import { Results } from './js/results.js';
 import { DumpsPanel, isGguf } from './js/dumps.js';
 import { fetchModel } from './js/fetcher.js';
 import { $, el, replace } from './js/dom.js';
-import { bytes } from './js/format.js';
+import { bytes, num } from './js/format.js';
+import { StatsTable } from './js/stats.js';
+import { CAPTURE_KEEPS } from './js/results.js';
+
+/** Above this estimate of the traces a full capture would keep, capture `stats` is chosen (unless
+ * the user chose a level). */
+const FULL_CAPTURE_LIMIT = 256 * 2 ** 20;
+/** The synthetic model of Qwen3-0.6B's shape (a preset of the generator). */
+const QWEN3_SPEC = 'qwen3-0.6b';
 
 const engine = new Engine();
 const app = {
@@ -24,6 +32,8 @@ const app = {
   pieces: new Map(),
   busy: false,
   download: null, // AbortController of a running download
+  captureChosen: false, // the user (or a link) chose the capture level: no automatic choice
+  loadSeconds: null, // how long the model took to load (generation + parse for a synthetic one)
 };
 
 // ---- panels ------------------------------------------------------------------------------
@@ -31,6 +41,12 @@ const app = {
 const inspector = new Inspector($('#model'), { onSelectTensor: (name) => engine.call('tensor_stats', { name }) });
 const source = new SourcePanel($('#source'), {
   onLoad: (src) => act(() => loadSource(src, { compareAfter: true })),
+  // Qwen3-0.6B's shape: big, so it is run (timed, with per-stage statistics) rather than compared.
+  onQwen3: () => act(async () => {
+    setCapture('stats', { chosen: true, note: 'Capture is set to stats for the Qwen3-0.6B-shaped model: per-stage summaries keep a run of a model this size fast and small. Choose full to keep every value.' });
+    await loadSource({ synth: QWEN3_SPEC }, { compareAfter: false });
+    if (app.runnable) await run();
+  }),
   // A GGUF dropped anywhere is the model; anything else is a dump.
   onDrop: async (files) => {
     if (files.length === 1 && (await isGguf(files[0]))) act(() => loadSource({ file: files[0] }, { compareAfter: true }));
@@ -78,6 +94,11 @@ function dumpsChanged() {
     $(id).disabled = anyDump;
     $(id).closest('label').title = anyDump ? 'needs two built-in paths: a dump cannot be re-run' : '';
   }
+  $('#capture').disabled = anyDump;
+  $('#capture').closest('label').title = anyDump ? 'a dump is compared value by value: capture full' : '';
+  $('#run-button').disabled = app.busy || !app.runnable || paths.isDump('a');
+  $('#run-button').title = paths.isDump('a') ? 'path A is a dump: a dump cannot be run' : 'Run path A alone, timed: the prompt in one batch, then greedy decoding';
+  captureChanged();
   $('#dump-side-note').hidden = !anyDump;
   prompt.updateChips();
   updateHash();
@@ -89,7 +110,91 @@ const results = new Results($('#results'), {
     updateHash();
   },
   tokenText: (id) => app.pieces.get(id) ?? null,
+  onWantFull: () => act(async () => {
+    setCapture('full', { chosen: true });
+    app.view = {};
+    await compare();
+  }),
 });
+const runStats = new StatsTable($('#run-stats'), { tokenLabel: (id) => tokenLabel(id) });
+
+function tokenLabel(id) {
+  const text = app.pieces.get(id);
+  return text ? `${id} ${text}` : String(id);
+}
+
+// ---- capture level -------------------------------------------------------------------------
+
+/** The capture level to run with: `full` with a dump (compared value by value). */
+function captureLevel() {
+  return paths.isDump('a') || paths.isDump('b') ? 'full' : $('#capture').value;
+}
+
+/** Set the capture control; `chosen`: it is the user's choice from now on; `note`: why. */
+function setCapture(level, { chosen = false, note = null } = {}) {
+  $('#capture').value = level;
+  if (chosen) app.captureChosen = true;
+  captureNote(note);
+  captureChanged();
+}
+
+/** Show (or hide) the note under the options; a note about an automatic choice offers the way back. */
+function captureNote(text, { offerFull = false } = {}) {
+  const box = $('#capture-note');
+  box.hidden = !text;
+  if (!text) return replace(box);
+  replace(box, text, offerFull
+    ? el('button', { type: 'button', onclick: () => setCapture('full', { chosen: true }) }, 'Capture full anyway')
+    : null);
+}
+
+/** Isolation feeds B with A's values: it needs capture full. */
+function captureChanged() {
+  const full = captureLevel() === 'full';
+  const anyDump = paths.isDump('a') || paths.isDump('b');
+  $('#isolation').disabled = anyDump || !full;
+  if (!anyDump) $('#isolation').closest('label').title = full ? '' : 'isolation feeds B with A’s values, which capture full keeps';
+}
+
+$('#capture').addEventListener('change', () => {
+  app.captureChosen = true;
+  captureNote(null);
+  captureChanged();
+  updateHash();
+});
+
+/**
+ * Before a run or a comparison: unless the user chose a level, pick `stats` when a full capture
+ * would keep more than FULL_CAPTURE_LIMIT (estimated from the model's dimensions and the prompt),
+ * else `full`, and say so. Returns the level to use.
+ */
+async function chooseCapture(kind) {
+  if (paths.isDump('a') || paths.isDump('b')) return 'full';
+  const [a, b] = paths.texts();
+  let est;
+  try {
+    est = await engine.call('trace_estimate', {
+      a, b: kind === 'compare' ? b : null, prompt: prompt.engineValue(), decode: kind === 'run' ? decodeCount() : 0,
+    });
+  } catch {
+    return captureLevel(); // a bad prompt or path: the run itself says what is wrong
+  }
+  const what = kind === 'compare' ? 'this comparison (both paths and their noise measurements)' : 'this run';
+  if (!app.captureChosen) {
+    const pick = est.full > FULL_CAPTURE_LIMIT ? 'stats' : 'full';
+    $('#capture').value = pick;
+    captureChanged();
+    captureNote(pick === 'stats'
+      ? `Capture is set to stats automatically: a full capture of ${what} would keep about ${bytes(est.full)} of values (over ${bytes(FULL_CAPTURE_LIMIT)}); stats keeps per-stage summaries and the logits, about ${bytes(est.stats)}. `
+      : null, { offerFull: pick === 'stats' });
+    $('#capture-note').dataset.estimate = String(est.full);
+    return pick;
+  }
+  if (captureLevel() === 'full' && est.full > FULL_CAPTURE_LIMIT) {
+    captureNote(`A full capture of ${what} keeps about ${bytes(est.full)} of values in this tab; capture stats would keep about ${bytes(est.stats)}.`);
+  }
+  return captureLevel();
+}
 
 // ---- progress, errors, cancel ------------------------------------------------------------
 
@@ -117,6 +222,7 @@ function setBusy(busy) {
   app.busy = busy;
   document.body.classList.toggle('busy', busy);
   $('#compare-button').disabled = busy || !app.runnable;
+  $('#run-button').disabled = busy || !app.runnable || paths.isDump('a');
 }
 
 /** Run one user action: busy state, errors shown, cancellation understood. */
@@ -175,6 +281,7 @@ function clearModel() {
   app.report = null;
   inspector.hide();
   $('#results').hidden = true;
+  $('#run-results').hidden = true;
   $('#show-details').disabled = true;
   $('#download-model').disabled = true;
   $('#compare-button').disabled = true;
@@ -197,16 +304,22 @@ async function loadSource(src, { compareAfter = false, quiet = false } = {}) {
   let info;
   let title;
   let detail;
-  const started = performance.now();
+  let started = performance.now();
+  app.loadSeconds = null;
   if (src.synth !== undefined) {
-    showProgress('Generating the synthetic model…');
     const parsed = await engine.call('synth_spec', { text: src.synth });
     source.fillSynth(parsed.spec);
+    showProgress(`Generating the synthetic model (${bytes(parsed.bytes)})…`);
+    started = performance.now();
     info = await engineLoad('synthetic', { spec: parsed.text });
+    app.loadSeconds = (performance.now() - started) / 1000;
     app.source = { synth: parsed.text };
     app.fileHandle = null;
     const s = parsed.spec;
-    title = parsed.text === (await engine.call('synth_spec', { text: '' })).text ? "Source issue's reproducer (synthetic)" : `Synthetic ${s.arch}`;
+    const named = async (text) => parsed.text === (await engine.call('synth_spec', { text })).text;
+    if (await named('')) title = "Source issue's reproducer (synthetic)";
+    else if (await named(QWEN3_SPEC)) title = 'Qwen3-0.6B shape (synthetic)';
+    else title = `Synthetic ${s.arch}`;
     detail = `${s.arch}, dim ${s.hidden}, ${s.heads} heads / ${s.kv_heads} KV × ${s.head_dim}, FFN ${s.ffn}, ${s.layers} layer${s.layers > 1 ? 's' : ''}, vocab ${s.vocab}, ${s.type}`;
     source.showTab('src-tab-synth');
   } else if (src.file) {
@@ -251,10 +364,14 @@ async function loadSource(src, { compareAfter = false, quiet = false } = {}) {
   } else {
     throw new Error('unknown model source');
   }
-  const secs = ((performance.now() - started) / 1000).toFixed(2);
-  inspector.show(info, `${title}: ${detail}; loaded in ${secs} s.`);
+  app.loadSeconds ??= (performance.now() - started) / 1000;
+  const secs = app.loadSeconds.toFixed(2);
+  inspector.show(info, `${title}: ${detail}; loaded in ${secs} s${src.synth !== undefined ? ' (generated and parsed)' : ''}.`);
   $('#model').hidden = $('#show-details').getAttribute('aria-expanded') !== 'true';
-  source.showModel({ title, detail: `${info.architecture || 'no architecture'} · ${detail}`, sha256: app.source.file?.sha256 });
+  source.showModel({ title, detail: `${info.architecture || 'no architecture'} · ${detail} · loaded in ${secs} s`, sha256: app.source.file?.sha256 });
+  // Results of the previous model are not this model's.
+  $('#run-results').hidden = true;
+  $('#results').hidden = true;
   $('#show-details').disabled = false;
   $('#download-model').disabled = false;
   await describeModel(quiet);
@@ -275,6 +392,7 @@ async function describeModel(quiet) {
     if (!quiet) showError(err.message);
   }
   $('#compare-button').disabled = !app.runnable;
+  $('#run-button').disabled = !app.runnable || paths.isDump('a');
 }
 
 // ---- comparing ---------------------------------------------------------------------------
@@ -293,12 +411,14 @@ function options() {
   const multiple = number('#tol-multiple');
   if (!(multiple > 0)) throw new Error('The noise multiple must be a number above 0.');
   const anyDump = paths.isDump('a') || paths.isDump('b');
+  const capture = captureLevel();
   return {
     noise_multiple: multiple,
     atol,
     rtol,
-    isolation: anyDump ? 'off' : $('#isolation').value,
+    isolation: anyDump || capture !== 'full' ? 'off' : $('#isolation').value,
     explain: anyDump ? false : $('#explain').checked,
+    capture,
   };
 }
 
@@ -306,6 +426,7 @@ async function compare() {
   await paths.commit();
   const promptValue = prompt.engineValue();
   const [a, b] = paths.texts();
+  await chooseCapture('compare');
   const opts = options();
   const started = performance.now();
   showProgress('Comparing: running path A and its f64 twin…', { value: 0 });
@@ -326,6 +447,12 @@ async function compare() {
     $(`#export-dump-${side}`).disabled = dumpSide;
     $(`#export-dump-${side}`).title = dumpSide ? 'this side is an imported dump: you have its file' : '';
   }
+  if (report.capture !== 'full') {
+    for (const side of ['a', 'b']) {
+      $(`#export-dump-${side}`).disabled = true;
+      $(`#export-dump-${side}`).title = `capture ${report.capture} keeps ${CAPTURE_KEEPS[report.capture]}: a dump needs capture full`;
+    }
+  }
   $('#copy-link').disabled = anyDump;
   $('#copy-link').title = anyDump ? 'a dump is a file on this computer: a link cannot carry it' : '';
   results.show(report, app.view);
@@ -338,6 +465,79 @@ $('#compare-button').addEventListener('click', () => act(async () => {
   app.view = {};
   await compare();
 }));
+
+// ---- running path A ------------------------------------------------------------------------
+
+function decodeCount() {
+  const v = $('#decode').value.trim();
+  const n = v === '' ? 0 : Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 4096) throw new Error('Decode takes a whole number of tokens from 0 to 4096.');
+  return n;
+}
+
+/** Run path A alone on the prompt (then decode greedily), timed in the engine's worker. */
+async function run() {
+  await paths.commit();
+  if (paths.isDump('a')) throw new Error('Path A is a dump: a dump cannot be run. Choose a built-in path for A.');
+  const decode = decodeCount();
+  const promptValue = prompt.engineValue();
+  const [a] = paths.texts();
+  const capture = await chooseCapture('run');
+  showProgress(`Running path A (capture ${capture})${decode ? `, then decoding ${decode} tokens` : ''}…`);
+  const result = await engine.call('run', { path: a, prompt: promptValue, top: 5, options: { capture, decode } });
+  const ids = new Set([...result.tokens, ...result.positions.flatMap((p) => p.top.map((c) => c.id))]);
+  const list = [...ids];
+  const pieces = await engine.call('pieces', { ids: list });
+  if (pieces) list.forEach((id, i) => app.pieces.set(id, pieces[i]));
+  const text = result.generated.length ? await engine.call('decode', { ids: result.generated }).catch(() => null) : null;
+  showRun(result, text);
+}
+
+function showRun(r, text) {
+  const box = $('#run-results');
+  box.hidden = false;
+  box.dataset.capture = r.capture;
+  const t = r.timing;
+  const n = r.prompt_tokens;
+  const d = r.generated.length;
+  const perToken = (ms, count) => (count ? ms / count : null);
+  const row = (key, label, value, data) => [el('dt', {}, label), el('dd', { dataset: { key, ...data } }, value)];
+  const ms = (x) => `${num(Number(x.toFixed(x < 10 ? 2 : 1)))} ms`;
+  replace($('#run-timing'),
+    row('path', 'path A', el('code', {}, r.path_text)),
+    row('capture', 'capture', `${r.capture}: ${CAPTURE_KEEPS[r.capture]}`),
+    app.loadSeconds !== null
+      ? row('load', app.source?.synth !== undefined ? 'model load (generation + parse)' : 'model load', `${app.loadSeconds.toFixed(2)} s`, { value: String(app.loadSeconds) })
+      : null,
+    row('prompt', 'prompt', `${n} token${n === 1 ? '' : 's'} in ${ms(t.prompt_ms)}: ${ms(perToken(t.prompt_ms, n))} per token`, { ms: String(t.prompt_ms), perToken: String(perToken(t.prompt_ms, n)) }),
+    d ? row('decode', 'decode', `${d} token${d === 1 ? '' : 's'} in ${ms(t.decode_ms)}: ${ms(perToken(t.decode_ms, d))} per token (${(1000 * d / t.decode_ms).toFixed(2)} tokens/s)`, { ms: String(t.decode_ms), perToken: String(perToken(t.decode_ms, d)) }) : null,
+    row('memory', 'peak wasm memory', bytes(t.memory_bytes), { bytes: String(t.memory_bytes) }),
+    row('threads', 'engine', $('#status-engine')?.textContent ?? ''),
+  );
+  const last = r.positions[n - 1];
+  const chips = (top) => el('div', { class: 'candidates' }, top.map((c) => el('span', { class: 'cand', title: `logit ${c.logit}, p ${c.prob}` },
+    el('span', { class: 'mono' }, tokenLabel(c.id)), el('span', { class: 'muted' }, ` ${(c.prob * 100).toFixed(1)}%`))));
+  replace($('#run-output'),
+    el('p', { class: 'small muted' }, `After the prompt (position ${n - 1}, token ${tokenLabel(r.tokens[n - 1])}), the most likely next tokens:`),
+    last?.top.length ? chips(last.top) : el('p', { class: 'muted' }, 'No logits were kept for this position.'),
+    d ? el('p', { class: 'small muted' }, `Decoded greedily (${d} tokens):`) : null,
+    d ? el('div', { class: 'generated', id: 'run-generated' }, text ?? r.generated.map((id) => tokenLabel(id)).join(' · ')) : null,
+  );
+  const note = $('#run-capture-note');
+  $('#run-stats').hidden = r.capture !== 'stats';
+  if (r.capture === 'stats') {
+    note.textContent = `Capture stats: per-stage statistics of every position (the prompt's and the decoded ones). Values were not captured: set capture to full and run again to keep them (and download them as a dump).`;
+    runStats.showRun(r);
+  } else if (r.capture === 'off') {
+    note.textContent = 'Capture off: only the logits were kept. Choose stats for per-stage statistics, or full for every value.';
+  } else {
+    replace(note, `Capture full: every value of every stage was kept. `,
+      el('button', { type: 'button', id: 'run-dump', onclick: () => act(async () => download('paritylab-run.safetensors', await engine.call('dump'), 'application/octet-stream')) }, 'Download the dump'));
+  }
+  box.scrollIntoView({ block: 'start' });
+}
+
+$('#run-button').addEventListener('click', () => act(run));
 for (const id of ['#tol-multiple', '#tol-atol', '#tol-rtol', '#isolation', '#explain']) $(id).addEventListener('change', () => updateHash());
 
 // ---- the URL ------------------------------------------------------------------------------
@@ -367,6 +567,7 @@ function currentState() {
     tolerances: { noise_multiple: opts.noise_multiple, atol: opts.atol, rtol: opts.rtol },
     isolation: opts.isolation,
     explain: opts.explain,
+    capture: opts.capture,
     view: { position: app.view.position ?? undefined, stage: app.view.stage ?? undefined },
   };
 }
@@ -382,13 +583,15 @@ async function updateHash() {
   }
 }
 
-/** Put a decoded state into the controls and load its model (then compare). */
-async function applyState(state) {
+/** Put a decoded state into the controls and load its model (then compare). A link's capture
+ * level is kept as given (`fromLink`); the default state lets the page choose. */
+async function applyState(state, { fromLink = false } = {}) {
   $('#tol-multiple').value = state.tolerances.noise_multiple;
   $('#tol-atol').value = state.tolerances.atol ?? '';
   $('#tol-rtol').value = state.tolerances.rtol ?? '';
   $('#isolation').value = state.isolation;
   $('#explain').checked = state.explain;
+  setCapture(state.capture ?? 'full', { chosen: fromLink });
   await paths.set(state.a, state.b);
   prompt.set(state.prompt);
   app.view = { position: state.view.position ?? null, stage: state.view.stage ?? null };
@@ -495,8 +698,9 @@ async function start() {
       notice.textContent = `This link could not be opened: ${err.message}. Showing the default comparison instead.`;
     }
   }
+  const fromLink = state !== null;
   state ??= await engine.call('default_state');
-  await act(() => applyState(state));
+  await act(() => applyState(state, { fromLink }));
   document.body.dataset.started = 'true';
 }
 

@@ -60,7 +60,9 @@ function handle(msg, progress) {
     case 'model_info':
       return { value: session.model_info() };
     case 'run':
-      return { value: session.run(msg.path, msg.prompt, msg.top) };
+      return { value: session.run(msg.path, msg.prompt, msg.top, msg.options || {}) };
+    case 'trace_estimate':
+      return { value: session.trace_estimate(msg.a, msg.b || undefined, msg.prompt, msg.decode || 0) };
     case 'bench_infer':
       return { value: session.bench_infer(msg.path, Uint32Array.from(msg.prompt), msg.decode, msg.capture) };
     case 'input_tokens':

@@ -1,10 +1,20 @@
 // The results of a comparison: verdict, explain, the per-position chart, the stages x layers
 // heatmap, the stage inspector and the top-k table. All linked: a position chosen in the chart
-// drives the heatmap, a cell chosen in the heatmap drives the inspector.
+// drives the heatmap, a cell chosen in the heatmap drives the inspector. At capture `stats` the
+// heatmap and the inspector (which need every value) say so, and a table of the stages'
+// statistics takes their place; at capture `off` only the logits are shown.
 
 import { $, el, replace } from './dom.js';
 import { num } from './format.js';
 import { drawHeatmap, drawLegend, histogramChart, overlayChart, positionChart, ratio } from './charts.js';
+import { StatsTable } from './stats.js';
+
+/** What each capture level keeps, in words. */
+export const CAPTURE_KEEPS = {
+  full: 'every value of every stage',
+  stats: 'per-stage statistics (min, max, mean, RMS, NaN/Inf) and the logits',
+  off: 'only the logits',
+};
 
 const CLASS_RANK = { match: 0, noise: 1, diverged: 2 };
 
@@ -24,12 +34,16 @@ function stageName(layer, stage) {
 }
 
 export class Results {
-  /** `fetchStage(name, position, isolated)` returns `{a, b}`; `onView(view)` reports the selection. */
-  constructor(root, { fetchStage, onView, tokenText }) {
+  /** `fetchStage(name, position, isolated)` returns `{a, b}`; `onView(view)` reports the selection;
+   * `onWantFull()` asks for the comparison again with every value captured. */
+  constructor(root, { fetchStage, onView, tokenText, onWantFull }) {
     this.root = root;
     this.fetchStage = fetchStage;
     this.onView = onView;
     this.tokenText = tokenText;
+    this.onWantFull = onWantFull;
+    this.capture = 'full';
+    this.stats = new StatsTable($('#stage-stats', root), { tokenLabel: (id) => this.tokenLabel(id) });
     this.view = { position: null, stage: null };
     this.hit = null;
     const canvas = $('#heatmap', root);
@@ -72,6 +86,8 @@ export class Results {
     modeSel.disabled = !report.isolation;
     if (!report.isolation) modeSel.value = 'propagated';
     this.missing = [...(report.a.dump?.missing ?? []), ...(report.b.dump?.missing ?? [])].map(parseName);
+    this.capture = report.capture ?? 'full';
+    this.renderCapture();
     this.renderVerdict();
     this.renderExplain();
     this.renderDumps();
@@ -85,6 +101,29 @@ export class Results {
     posSel.value = this.view.position === null ? 'max' : String(this.view.position);
     this.drawCharts();
     this.inspect();
+  }
+
+  /** What a capture level below `full` leaves out: the heatmap and the inspector say so (with a
+   * way to capture everything), and at `stats` the statistics table is shown. */
+  renderCapture() {
+    const full = this.capture === 'full';
+    this.root.dataset.capture = this.capture;
+    for (const id of ['#heat-view', '#heat-position', '#heat-mode', '#inspector-body']) $(id, this.root).hidden = !full;
+    for (const [id, what] of [['#heat-note', 'The stages × layers heatmap'], ['#inspect-note', 'The stage inspector']]) {
+      const note = $(id, this.root);
+      note.hidden = full;
+      if (!full) {
+        replace(note,
+          el('strong', {}, 'Values were not captured. '),
+          `This comparison ran with capture ${this.capture}, which keeps ${CAPTURE_KEEPS[this.capture]}. ${what} needs every value of every stage: `,
+          el('button', { type: 'button', class: 'link', onclick: () => this.onWantFull() }, 'set capture to full and compare again'),
+          this.capture === 'stats' ? '. The stage statistics are below.' : '.');
+      }
+    }
+    if (!full) $('#inspect-title', this.root).textContent = '';
+    const stats = $('#stage-stats', this.root);
+    stats.hidden = this.capture !== 'stats';
+    if (this.capture === 'stats') this.stats.showComparison(this.report);
   }
 
   tokenLabel(id) {
@@ -104,6 +143,10 @@ export class Results {
     const chaos = spread.length
       ? el('span', { class: 'noise-note' }, ` ${spread.map((s) => s.toUpperCase()).join(' and ')} round${spread.length > 1 ? '' : 's'} activations to 8 bits as llama.cpp does: ${spread.length > 1 ? 'their' : 'its'} noise floor is ${r[spread[0]].noise_text}.`)
       : null;
+    if (this.capture !== 'full') {
+      this.renderSummaryVerdict(box, a, b, chaos);
+      return;
+    }
     if (r.verdict === 'agree') {
       const worst = r.stages.reduce((m, s) => Math.max(m, s.max_abs), 0);
       replace(box, el('strong', {}, `The paths agree within ${spread.length ? 'their noise' : 'float noise'}. `), b, ' and ', a,
@@ -118,6 +161,39 @@ export class Results {
       ` (${d.layer === null ? '' : `layer ${d.layer}, `}stage ${d.stage}) at position ${d.position} (token ${this.tokenLabel(r.compared_tokens[d.position])}): max |Δ| ${num(d.max_abs)}, ${num(d.times_threshold)}× the noise threshold.`,
     ];
     if (r.explain) parts.push(' ', el('span', { class: 'explain-line' }, `Explained by ${r.explain.summary}.`));
+    if (chaos) parts.push(chaos);
+    replace(box, ...parts);
+  }
+
+  /** The verdict at capture `stats` or `off`: where the statistics part, where the logits part
+   * (the first divergent token), and what a full capture would add. */
+  renderSummaryVerdict(box, a, b, chaos) {
+    const r = this.report;
+    const stats = this.capture === 'stats';
+    const d = r.first_divergence;
+    const s = r.first_stats_divergence;
+    const flip = r.logits.find((m) => m.top1_a !== m.top1_b);
+    const at = (p) => `position ${p} (token ${this.tokenLabel(r.compared_tokens[p])})`;
+    const level = el('span', { class: 'noise-note' },
+      ` Capture ${this.capture} keeps ${CAPTURE_KEEPS[this.capture]}: ${stats ? 'statistics can agree where values differ, so ' : ''}capture full compares every value${stats ? '' : ' and locates the stage'}.`);
+    if (r.verdict === 'agree') {
+      replace(box, el('strong', {}, `The paths agree within ${chaos ? 'their noise' : 'float noise'}. `), b, ' and ', a,
+        stats ? ' agree on the logits and on every stage’s statistics at every position.' : ' agree on the logits at every position.', level, chaos);
+      return;
+    }
+    const parts = [el('strong', {}, 'The paths diverge. '), b, ' departs from ', a];
+    if (s) {
+      parts.push(': the statistics first part at ',
+        el('button', { type: 'button', class: 'link', onclick: () => this.stats.select(s.position, s.layer) }, el('code', {}, s.name)),
+        ` (${s.layer === null ? '' : `layer ${s.layer}, `}stage ${s.stage}) at ${at(s.position)}: the largest |Δ| of a statistic ${num(s.max_abs)}, ${num(s.threshold > 0 ? s.max_abs / s.threshold : Infinity)}× the noise threshold`);
+    }
+    parts.push(s ? '; ' : ': ');
+    parts.push(d
+      ? `the logits diverge first at ${at(d.position)}, max |Δ| ${num(d.max_abs)}, ${num(d.times_threshold)}× the noise threshold`
+      : 'the logits agree within float noise');
+    parts.push(flip ? `; the top token first differs at ${at(flip.position)}.` : '; the top token is the same at every position.');
+    if (r.explain) parts.push(' ', el('span', { class: 'explain-line' }, `Explained by ${r.explain.summary}.`));
+    parts.push(level);
     if (chaos) parts.push(chaos);
     replace(box, ...parts);
   }
@@ -226,6 +302,7 @@ export class Results {
       onSelect: (i) => {
         this.view.position = i;
         $('#heat-position', this.root).value = String(i);
+        if (this.capture === 'stats') this.stats.select(i, null);
         this.drawHeat();
         this.inspect();
         this.onView(this.view);
@@ -240,6 +317,7 @@ export class Results {
   }
 
   drawHeat() {
+    if (this.capture !== 'full') return;
     const diffs = this.diffs();
     const cells = new Map();
     const order = [];
@@ -309,6 +387,7 @@ export class Results {
 
   /** Fill the stage inspector for the selected stage at the selected (or worst) position. */
   async inspect() {
+    if (this.capture !== 'full') return;
     const name = this.view.stage;
     const diffs = this.diffs().filter((d) => d.name === name);
     if (!diffs.length) {

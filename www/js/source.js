@@ -8,8 +8,9 @@ const SYNTH_FIELDS = ['arch', 'vocab', 'hidden', 'heads', 'kv_heads', 'head_dim'
 
 export class SourcePanel {
   /** `onLoad(source)` with source `{synth: text}`, `{file: File}` or `{url: text}`;
-   * `onDrop(files)` receives files dropped anywhere on the page (a model, or dumps). */
-  constructor(root, { onLoad, onDrop }) {
+   * `onDrop(files)` receives files dropped anywhere on the page (a model, or dumps);
+   * `onQwen3()`: the Qwen3-0.6B-shaped synthetic model was asked for. */
+  constructor(root, { onLoad, onDrop, onQwen3 }) {
     this.root = root;
     this.onLoad = onLoad;
     this.onDrop = onDrop ?? ((files) => files[0] && onLoad({ file: files[0] }));
@@ -21,6 +22,7 @@ export class SourcePanel {
       this.onLoad({ synth: this.synthText() });
     });
     $('#synth-reset', root).addEventListener('click', () => this.onLoad({ synth: '' }));
+    $('#synth-qwen3', root).addEventListener('click', () => onQwen3());
     const input = $('#file-input', root);
     input.addEventListener('change', () => {
       if (input.files[0]) this.onLoad({ file: input.files[0] });
