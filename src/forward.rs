@@ -184,6 +184,12 @@ impl<'m> Runner<'m> {
     /// # Errors
     /// Nothing was fed yet, or the model's context is full.
     pub fn decode_greedy(&mut self, steps: usize) -> Result<()> {
+        // The KV cache for every step up front: grown a position at a time it would double (and
+        // leave freed blocks behind in wasm memory, which never shrinks).
+        match &mut self.state {
+            Either::F32(s) => s.reserve(steps)?,
+            Either::F64(s) => s.reserve(steps)?,
+        }
         for _ in 0..steps {
             let next = self.argmax().ok_or_else(|| Error::input("decoding needs a prompt first"))?;
             self.feed(&[next])?;
@@ -426,6 +432,19 @@ impl<'m, 'r, F: Float> State<'m, 'r, F> {
             last_logits: Vec::new(),
             perturb: None,
         })
+    }
+
+    /// Room in the KV cache for `positions` more positions (at most up to the model's context).
+    fn reserve(&mut self, positions: usize) -> Result<()> {
+        let c = &self.model.config;
+        let left = c.context.saturating_sub(self.rec.trace.tokens.len());
+        let room = positions.min(left) * c.kv_heads * self.plan.head_dim;
+        for cache in self.cache_k.iter_mut().chain(self.cache_v.iter_mut()) {
+            cache.try_reserve_exact(room).map_err(|_| {
+                Error::input(format!("not enough memory for the KV cache of {positions} more positions"))
+            })?;
+        }
+        Ok(())
     }
 
     /// Run `tokens` at the next positions and record every stage.
