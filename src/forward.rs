@@ -179,6 +179,16 @@ impl<'m> Runner<'m> {
         }
     }
 
+    /// From now on compute only the logits of the last position of each batch, as llama.cpp does
+    /// for a prompt (and `llama-bench` times): the output projection of the other positions is
+    /// skipped, and the trace gets no `result_output` stage. [`Runner::logits`] is unchanged.
+    pub fn last_logits_only(&mut self) {
+        match &mut self.state {
+            Either::F32(s) => s.last_only = true,
+            Either::F64(s) => s.last_only = true,
+        }
+    }
+
     /// Decode `steps` tokens greedily: feed [`Runner::argmax`] back, one token at a time.
     ///
     /// # Errors
@@ -415,6 +425,8 @@ struct State<'m, 'r, F> {
     /// Nudge the first layer's input by a relative 1e-7 (seeded signs), to measure how a path
     /// whose rounding is chaotic spreads a tiny change ([`forward_perturbed`]).
     perturb: Option<u64>,
+    /// Compute the logits of each batch's last position only ([`Runner::last_logits_only`]).
+    last_only: bool,
 }
 
 impl<'m, 'r, F: Float> State<'m, 'r, F> {
@@ -431,6 +443,7 @@ impl<'m, 'r, F: Float> State<'m, 'r, F> {
             cache_v: vec![Vec::new(); c.layers],
             last_logits: Vec::new(),
             perturb: None,
+            last_only: false,
         })
     }
 
@@ -447,8 +460,13 @@ impl<'m, 'r, F: Float> State<'m, 'r, F> {
         Ok(())
     }
 
-    /// Run `tokens` at the next positions and record every stage.
+    /// Run `tokens` at the next positions and record every stage, on a thread of the pool (see
+    /// [`crate::ops::matvec::in_pool`]).
     fn feed(&mut self, tokens: &[u32]) -> Result<()> {
+        crate::ops::matvec::in_pool(|| self.feed_here(tokens))
+    }
+
+    fn feed_here(&mut self, tokens: &[u32]) -> Result<()> {
         let (model, path, plan) = (self.model, &self.path, &self.plan);
         let (c, w) = (&model.config, &model.weights);
         let p0 = self.rec.trace.tokens.len();
@@ -622,10 +640,13 @@ impl<'m, 'r, F: Float> State<'m, 'r, F> {
             rmsnorm(o, xi, &w.output_norm, plan.eps, placement, acc);
         }
         rec.stage(StageId::global(Stage::ResultNorm), p0, &mut xn, c.hidden)?;
-        let mut logits = zeros(n * c.vocab);
-        matmul(&mut logits, &w.output, &xn, proj, acc, plan.rounding, dense)?;
-        rec.stage(StageId::global(Stage::ResultOutput), p0, &mut logits, c.vocab)?;
-        self.last_logits = logits.split_off((n - 1) * c.vocab);
+        let from = if self.last_only { n - 1 } else { 0 };
+        let mut logits = zeros((n - from) * c.vocab);
+        matmul(&mut logits, &w.output, &xn[from * c.hidden..], proj, acc, plan.rounding, dense)?;
+        if !self.last_only {
+            rec.stage(StageId::global(Stage::ResultOutput), p0, &mut logits, c.vocab)?;
+        }
+        self.last_logits = logits.split_off((n - from - 1) * c.vocab);
         Ok(())
     }
 }

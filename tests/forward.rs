@@ -154,6 +154,34 @@ fn capture_levels_keep_what_they_say_and_the_same_logits() {
     assert_eq!(off.ids(), &[logits]);
 }
 
+/// `last_logits_only` (what the benchmarks time, as llama-bench does) skips the other positions'
+/// output projection and gives the same last logits, bit for bit, in both presets' kernels.
+#[test]
+fn last_logits_only_gives_the_same_last_logits() {
+    let bytes = common::read_reference("gguf/qwen3_gqa.q8_0.gguf");
+    let model = Model::from_bytes(&bytes).unwrap();
+    for preset in ["hf", "llama.cpp"] {
+        let path = PathSpec::parse(preset).unwrap();
+        let run = |last_only: bool| {
+            let mut r = Runner::new(&model, &path, Capture::Off).unwrap();
+            if last_only {
+                r.last_logits_only();
+            }
+            r.feed(&[1, 5, 3, 7]).unwrap();
+            let prompt = r.logits();
+            r.decode_greedy(3).unwrap();
+            (prompt, r.logits(), r.into_trace())
+        };
+        let (all, skipped) = (run(false), run(true));
+        let f32_bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(f32_bits(&all.0), f32_bits(&skipped.0), "{preset}");
+        assert_eq!(f32_bits(&all.1), f32_bits(&skipped.1), "{preset}");
+        assert!(!all.0.is_empty());
+        assert_eq!(all.2.ids(), &[StageId::global(Stage::ResultOutput)]);
+        assert!(skipped.2.ids().is_empty());
+    }
+}
+
 #[test]
 fn bos_is_prepended_only_when_the_path_says() {
     let hf = run_file("gguf/llama_small.f32.gguf", "hf", &[5, 6]);

@@ -501,3 +501,99 @@ fn f32_simd_kernels_equal_their_scalar_twins() {
         }
     }
 }
+
+/// The llama.cpp kernels' fused multiply-add goes through f64 inline on wasm32 (no FMA
+/// instruction): it gives libm's correctly rounded `fmaf` bits or declines, in the browser's f64
+/// arithmetic too, and declines the double-rounding traps.
+#[wasm_bindgen_test]
+fn fma_through_f64_matches_libm_in_the_browser() {
+    use paritylab::quant::actq::fma_f64;
+    let mut state = 11u64;
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 32) as u32
+    };
+    let mut declined = 0;
+    for k in 0..200_000 {
+        // Odd k: ordinary values (the decline rate is counted on those); even k: any bits.
+        let ordinary = k % 2 == 1;
+        let a = if ordinary { (next() >> 8) as f32 / 4e6 - 2.0 } else { f32::from_bits(next()) };
+        let b = (next() >> 8) as f32 / 4e6 - 2.0;
+        let c = if !ordinary {
+            f32::from_bits(next())
+        } else if k % 4 == 1 {
+            -(a * b)
+        } else {
+            a + b
+        };
+        let want = libm::fmaf(a, b, c);
+        match fma_f64(a, b, c) {
+            Some(r) => assert!(r.to_bits() == want.to_bits() || (r.is_nan() && want.is_nan()), "{a:e} {b:e} {c:e}"),
+            None => declined += usize::from(ordinary && want != 0.0),
+        }
+    }
+    assert!(declined < 1_000, "{declined} of 100000 ordinary cases declined");
+    for _ in 0..1_000 {
+        // (2^-24 c's exponent (1 + 2^-23)) (1 - 2^-23) + c, c odd: f64 lands on the f32 midpoint.
+        let c = f32::from_bits((next() & 0x3fff_fffe) | 1 | 0x3000_0000);
+        let a = f32::from_bits(c.to_bits() & 0x7f80_0000) * f32::EPSILON * 0.5 * f32::from_bits(0x3f80_0001);
+        assert_eq!(fma_f64(a, f32::from_bits(0x3f7f_fffe), c), None);
+    }
+}
+
+/// The llama.cpp matmul's tile kernels (`actq_rows`: SIMD128 unpacking, block sums and the
+/// lane-wise f32 chains with their fused multiply-adds through f64) give `vec_dot_scalar`'s bits
+/// for every (row, position) in the browser: every 32-value block type, odd block counts, tiles of
+/// 1 to 4 rows.
+#[wasm_bindgen_test]
+fn llama_cpp_tiles_equal_vec_dot_scalar_in_the_browser() {
+    use paritylab::ggml::GgmlType;
+    use paritylab::quant::actq::{vec_dot_scalar, ActFormat, QuantizedActs};
+    use paritylab::quant::actq_rows::{dot_tile, unpack_rows, Inputs, Tile};
+    let mut state = 3u64;
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as u32
+    };
+    for t in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::IQ4_NL] {
+        for (blocks, used) in [(1usize, 4usize), (3, 1), (5, 3), (18, 4)] {
+            let cols = blocks * 32;
+            let format = ActFormat::for_weights(t).unwrap();
+            let acts: Vec<QuantizedActs> = (0..5)
+                .map(|_| {
+                    let x: Vec<f32> = (0..cols).map(|_| (next() % 2001) as f32 / 1000.0 - 1.0).collect();
+                    QuantizedActs::quantize(format, &x).unwrap()
+                })
+                .collect();
+            let rows: Vec<Vec<u8>> = (0..used)
+                .map(|_| {
+                    let mut bytes: Vec<u8> = (0..t.row_bytes(cols as u64).unwrap()).map(|_| next() as u8).collect();
+                    let bs = t.type_size() as usize;
+                    for b in 0..blocks {
+                        bytes[b * bs + 1] &= 0x3b; // finite, modest f16 scales (and mins)
+                        if matches!(t, GgmlType::Q4_1 | GgmlType::Q5_1) {
+                            bytes[b * bs + 3] &= 0xbb;
+                        }
+                    }
+                    bytes
+                })
+                .collect();
+            let refs: Vec<&[u8]> = rows.iter().map(Vec::as_slice).collect();
+            let inputs = Inputs::new(&acts).unwrap();
+            let mut tile = Tile::default();
+            unpack_rows(t, &refs, cols, &mut tile);
+            let mut outs = vec![0f32; used * acts.len()];
+            dot_tile(t, &mut tile, &inputs, &mut outs);
+            for (k, row) in rows.iter().enumerate() {
+                for (p, a) in acts.iter().enumerate() {
+                    let want = vec_dot_scalar(t, row, a).unwrap();
+                    assert_eq!(
+                        outs[k * acts.len() + p].to_bits(),
+                        want.to_bits(),
+                        "{t} {blocks} blocks row {k} pos {p}"
+                    );
+                }
+            }
+        }
+    }
+}

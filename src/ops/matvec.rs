@@ -3,10 +3,12 @@
 //! the same bits for any thread count.
 
 use crate::float::Float;
+use crate::ggml::GgmlType;
 use crate::model::Matrix;
 use crate::path::{ActivationQuant, Precision, Projection};
 use crate::quant;
 use crate::quant::actq::{self, ActFormat, QuantizedActs};
+use crate::quant::actq_rows;
 use crate::{Error, Result};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -92,37 +94,51 @@ pub fn matmul<F: Float>(
         return Ok(());
     }
     // Each task decodes a row once and dots it with every position.
-    by_rows(out, rows, n, cols, |r, row, outs| {
-        quant::fast::dequantize_row_fast(w.ggml_type, w.row(r), row)?;
-        F::dot_positions(row, xs, outs, acc);
-        Ok(())
-    })
+    by_rows(
+        out,
+        rows,
+        n,
+        || vec![0f32; cols],
+        |r0, row, chunk| {
+            for (k, outs) in chunk.chunks_exact_mut(n).enumerate() {
+                quant::fast::dequantize_row_fast(w.ggml_type, w.row(r0 + k), row)?;
+                F::dot_positions(row, xs, outs, acc);
+            }
+            Ok(())
+        },
+    )
+}
+
+/// Run `f` on a thread of the rayon pool, the caller waiting (directly when already on one). The
+/// matmuls inside then split their rows among the pool's threads from within, instead of each one
+/// being injected from outside: an injection puts the caller to sleep and wakes a pool thread,
+/// and on web workers those wake-ups cost more than a small matmul.
+pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        return f();
+    }
+    rayon::scope(|_| f())
 }
 
 /// Fill `out` (`n` vectors of `rows` values) one weight row at a time, rows split across threads:
-/// `f(r, scratch, outs)` writes row `r`'s result for every position into `outs` (`n` values),
-/// with `scratch` a reusable buffer of `cols` values. With one position `out` is written in place;
+/// `f(r, scratch, outs)` writes the results of rows `r..r + outs.len() / n` for every position into
+/// `outs` (`[row][position]`), with `scratch` a per-task buffer made by `init`; the rows of a call
+/// start at a multiple of `actq_rows::LANES`. With one position `out` is written in place;
 /// otherwise results land `[rows][n]` and are transposed after.
-fn by_rows<F: Float>(
+fn by_rows<F: Float, S>(
     out: &mut [F],
     rows: usize,
     n: usize,
-    cols: usize,
-    f: impl Fn(usize, &mut [f32], &mut [F]) -> Result<()> + Sync,
+    init: impl Fn() -> S + Sync + Send,
+    f: impl Fn(usize, &mut S, &mut [F]) -> Result<()> + Sync,
 ) -> Result<()> {
     // About four tasks per thread (at least ROWS_PER_TASK rows each): fewer, larger tasks cost less
     // to hand out (web workers wake slowly). Each value is computed alike whatever the split.
-    let per_task = (rows / (4 * rayon::current_num_threads())).max(ROWS_PER_TASK);
+    let per_task = (rows / (4 * rayon::current_num_threads())).max(ROWS_PER_TASK).next_multiple_of(actq_rows::LANES);
     let fill = |dst: &mut [F]| {
-        dst.par_chunks_mut(per_task * n).enumerate().try_for_each_init(
-            || vec![0f32; cols],
-            |scratch, (ci, chunk)| -> Result<()> {
-                for (k, outs) in chunk.chunks_exact_mut(n).enumerate() {
-                    f(ci * per_task + k, scratch, outs)?;
-                }
-                Ok(())
-            },
-        )
+        dst.par_chunks_mut(per_task * n)
+            .enumerate()
+            .try_for_each_init(&init, |scratch, (ci, chunk)| f(ci * per_task, scratch, chunk))
     };
     if n == 1 {
         return fill(out);
@@ -139,17 +155,97 @@ fn by_rows<F: Float>(
 
 /// llama.cpp's CPU matmul: each input vector rounded to the weight type's dot-product format
 /// once, then every row dotted with it on the blocks (integer products), rows split across threads.
+/// The 32-value block types unpack each row once for all positions (`actq_rows`); the others dot
+/// block by block (`actq::vec_dot`). Both give the bits of `actq::vec_dot_scalar`.
 fn matmul_llama_cpp(out: &mut [f32], w: &Matrix<'_>, xs: &[f32], n: usize) -> Result<()> {
     let (rows, cols) = (w.rows, w.cols);
-    let format = ActFormat::for_weights(w.ggml_type)?;
+    let t = w.ggml_type;
+    let format = ActFormat::for_weights(t)?;
     let acts = xs.chunks_exact(cols).map(|x| QuantizedActs::quantize(format, x)).collect::<Result<Vec<_>>>()?;
-    by_rows(out, rows, n, 0, |r, _, outs| {
-        let row = w.row(r);
-        for (o, a) in outs.iter_mut().zip(&acts) {
-            *o = actq::vec_dot(w.ggml_type, row, a)?;
+    if !actq_rows::supports(t) {
+        return by_rows(
+            out,
+            rows,
+            n,
+            || (),
+            |r0, _, chunk| {
+                for (k, outs) in chunk.chunks_exact_mut(n).enumerate() {
+                    for (o, a) in outs.iter_mut().zip(&acts) {
+                        *o = actq::vec_dot(t, w.row(r0 + k), a)?;
+                    }
+                }
+                Ok(())
+            },
+        );
+    }
+    let inputs = actq_rows::Inputs::new(&acts)?;
+    if let Some(a) = acts.first() {
+        actq::vec_dot(t, w.row(0), a)?; // checks the row length against the format once
+    }
+    by_rows(out, rows, n, actq_rows::Tile::default, |r0, tile, chunk| {
+        for (k, outs) in chunk.chunks_mut(actq_rows::LANES * n).enumerate() {
+            let r = r0 + k * actq_rows::LANES;
+            let mut lanes = [&[][..]; actq_rows::LANES];
+            let used = outs.len() / n;
+            for (l, bytes) in lanes.iter_mut().enumerate().take(used) {
+                *bytes = w.row(r + l);
+            }
+            tile_kernel(t, &lanes[..used], cols, tile, &inputs, outs);
         }
         Ok(())
     })
+}
+
+/// Up to `LANES` weight rows against every position, in the widest build the CPU runs.
+#[inline(always)]
+fn tile_kernel(
+    t: GgmlType,
+    rows: &[&[u8]],
+    cols: usize,
+    tile: &mut actq_rows::Tile,
+    inputs: &actq_rows::Inputs,
+    outs: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2::available() {
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked just above).
+        return unsafe { avx2::tile_kernel(t, rows, cols, tile, inputs, outs) };
+    }
+    actq_rows::unpack_rows(t, rows, cols, tile);
+    actq_rows::dot_tile(t, tile, inputs, outs);
+}
+
+/// The llama.cpp row kernel compiled for AVX2 + FMA + F16C (x86-64 CPUs since 2013): the block
+/// sums become `vpmaddwd` on 16 lanes and the fused multiply-adds one instruction. Same bits: the
+/// integers are exact and a fused multiply-add is correctly rounded by definition.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::*;
+    use std::sync::OnceLock;
+
+    pub fn available() -> bool {
+        static HAS: OnceLock<bool> = OnceLock::new();
+        *HAS.get_or_init(|| {
+            std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("fma")
+                && std::is_x86_feature_detected!("f16c")
+        })
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C ([`available`]).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn tile_kernel(
+        t: GgmlType,
+        rows: &[&[u8]],
+        cols: usize,
+        tile: &mut actq_rows::Tile,
+        inputs: &actq_rows::Inputs,
+        outs: &mut [f32],
+    ) {
+        actq_rows::unpack_rows(t, rows, cols, tile);
+        actq_rows::dot_tile(t, tile, inputs, outs);
+    }
 }
 
 /// Row `r` of the embedding, decoded.
@@ -162,7 +258,6 @@ pub fn embedding_row<F: Float>(w: &Matrix<'_>, r: usize) -> Result<Vec<F>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ggml::GgmlType;
 
     fn matrix(values: &[f32], rows: usize, cols: usize) -> (Vec<u8>, usize, usize) {
         (values.iter().flat_map(|v| v.to_le_bytes()).collect(), rows, cols)

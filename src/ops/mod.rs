@@ -3,6 +3,7 @@
 
 pub mod dot;
 pub mod matvec;
+pub mod microbench;
 pub mod simd;
 
 use crate::float::Float;

@@ -512,11 +512,32 @@ type Fast = Scalar;
 
 /// One rounding of `a * b + c`. IEEE 754 specifies fused multiply-add exactly, so every
 /// implementation gives the same bits: the FMA instruction where the build has it (natively with
-/// `-C target-feature=+fma`, or glibc's `fmaf`, which uses it when the CPU has it), software
-/// elsewhere (wasm32). `libm::fmaf` (pure software) is the reference the tests check against.
-#[inline]
-fn fma(a: f32, b: f32, c: f32) -> f32 {
+/// `-C target-feature=+fma`, or glibc's `fmaf`, which uses it when the CPU has it), [`fma_f64`]
+/// inline on wasm32 (which has no FMA instruction; `mul_add` is a library call there, once per
+/// block). `libm::fmaf` (pure software) is the reference the tests check against.
+#[inline(always)]
+pub(crate) fn fma(a: f32, b: f32, c: f32) -> f32 {
+    #[cfg(target_arch = "wasm32")]
+    if let Some(r) = fma_f64(a, b, c) {
+        return r;
+    }
     a.mul_add(b, c)
+}
+
+/// `fma(a, b, c)` through f64, or `None` in the rare cases where that could round differently.
+/// `a * b` is exact in f64 (24 + 24 significant bits), so `r = a * b + c` in f64 is the exact
+/// result rounded once to 53 bits. Rounding `r` to f32 again gives the exact result's f32 rounding
+/// unless `r` sits exactly halfway between two f32 (the double-rounding case: its low 29 mantissa
+/// bits are `1000...0`) and is not the exact result itself (`r - ab == c && r - c == ab`): any
+/// other f32 midpoint strictly between `r` and the exact value would be an f64 closer to the exact
+/// value than `r`. The f32 subnormal range (other midpoints) and NaN are left to the caller; zeros
+/// keep the IEEE sign rules, which f64 addition shares.
+#[inline(always)]
+pub fn fma_f64(a: f32, b: f32, c: f32) -> Option<f32> {
+    let (ab, c) = (f64::from(a) * f64::from(b), f64::from(c));
+    let r = ab + c;
+    let halfway = r.to_bits() & 0x1fff_ffff == 0x1000_0000 && !(r - ab == c && r - c == ab);
+    (!halfway && (r.abs() >= f64::from(f32::MIN_POSITIVE) || r == 0.0)).then_some(r as f32)
 }
 
 /// The integer (and float-lane) work of one block, scalar or vector. Every method returns exact

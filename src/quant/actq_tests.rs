@@ -384,3 +384,75 @@ fn requantize_reuses_the_buffer() {
     assert!(q.requantize(&[1.0; 100]).is_err());
     assert!(q.is_empty());
 }
+
+/// Triples for `fma_f64`: random bit patterns (every exponent, NaN and infinity included), random
+/// ordinary values, cancellations and special values.
+pub(super) fn fma_cases(seed: u64, n: usize) -> Vec<(f32, f32, f32)> {
+    let mut rng = Rng(seed);
+    let mut out = vec![
+        (0.0, -1.0, 0.0),
+        (-0.0, 1.0, -0.0),
+        (f32::INFINITY, 0.0, 1.0),
+        (f32::MAX, 2.0, -f32::MAX),
+        (f32::MIN_POSITIVE, 0.5, 0.0),
+        (1e-30, 1e-10, 1e-40),
+    ];
+    while out.len() < n {
+        let (a, b) = (rng.float(), rng.float());
+        let c = match rng.next() % 4 {
+            0 => f32::from_bits(rng.next() as u32),
+            1 => -(a * b) * (1.0 + (rng.next() % 7) as f32 * f32::EPSILON),
+            _ => rng.float() * 8.0,
+        };
+        let a = if rng.next().is_multiple_of(7) { f32::from_bits(rng.next() as u32) } else { a };
+        out.push((a, b, c));
+    }
+    out
+}
+
+/// Double-rounding traps: `a * b + c` a hair (2^-46 of `a * b`) below an f32 midpoint, so that the
+/// f64 sum lands exactly on it: `c` has an odd last bit, `a * b = half its ulp * (1 - 2^-46)` from
+/// `(1 + 2^-23) (1 - 2^-23)`.
+pub(super) fn fma_traps(seed: u64, n: usize) -> Vec<(f32, f32, f32)> {
+    let mut rng = Rng(seed);
+    (0..n)
+        .map(|k| {
+            let c = f32::from_bits((rng.next() as u32 & 0x3fff_fffe) | 1 | 0x3000_0000);
+            let half_ulp = f32::from_bits(c.to_bits() & 0x7f80_0000) * f32::EPSILON * 0.5;
+            let (a, b) = (half_ulp * f32::from_bits(0x3f80_0001), f32::from_bits(0x3f7f_fffe));
+            if k % 2 == 0 {
+                (a, b, c)
+            } else {
+                (-a, b, -c)
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn fma_through_f64_is_correctly_rounded_or_declines() {
+    let check = |cases: &[(f32, f32, f32)]| {
+        let mut declined = 0;
+        for &(a, b, c) in cases {
+            let want = libm::fmaf(a, b, c);
+            match fma_f64(a, b, c) {
+                Some(r) => assert!(
+                    r.to_bits() == want.to_bits() || (r.is_nan() && want.is_nan()),
+                    "fma({a:e}, {b:e}, {c:e}): {r:e} vs {want:e}"
+                ),
+                None => declined += 1,
+            }
+            assert_eq!(fma(a, b, c).to_bits(), want.to_bits(), "fma({a:e}, {b:e}, {c:e})");
+        }
+        declined
+    };
+    // Every trap is declined (the naive f64 route would round each one the wrong way)...
+    let traps = fma_traps(9, 10_000);
+    assert_eq!(check(&traps), traps.len());
+    let (a, b, c) = traps[0];
+    assert_ne!((f64::from(a) * f64::from(b) + f64::from(c)) as f32, libm::fmaf(a, b, c));
+    // ...and other values almost never are (NaN, subnormal results).
+    let cases = fma_cases(7, 400_000);
+    let declined = check(&cases);
+    assert!(declined < cases.len() / 50, "{declined} of {} declined", cases.len());
+}

@@ -6,6 +6,7 @@
 //! `d * scale * q` is `(d * scale) * q`: float multiplication is not associative.
 
 pub mod actq;
+pub mod actq_rows;
 pub mod blocks;
 pub mod fast;
 pub mod quantize;

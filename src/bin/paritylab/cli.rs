@@ -196,6 +196,16 @@ enum Bench {
         #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
+    /// Time the projection kernels alone (SmolLM2-135M's FFN shape, f32 and 8-bit integer work)
+    /// in GFLOP/s and GOP/s; with --threads 1 the numbers are per core.
+    Matmul {
+        /// Worker threads (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Time per kernel, in milliseconds (at least 3 repetitions each).
+        #[arg(long, default_value_t = 1000.0)]
+        budget_ms: f64,
+    },
     /// Time prompt processing (all prompt tokens in one batch) and greedy decoding on a model;
     /// report medians with min and max.
     Infer {
@@ -582,6 +592,19 @@ fn run(args: Args) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Bench(Bench::Matmul { threads, budget_ms }) => {
+            if let Some(n) = threads {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n.max(1))
+                    .build_global()
+                    .context("cannot start the threads")?;
+            }
+            let started = std::time::Instant::now();
+            let now = || started.elapsed().as_secs_f64() * 1e3;
+            let kernels = paritylab::ops::microbench::run(&now, budget_ms)?;
+            println!("{}", serde_json::json!({ "threads": rayon::current_num_threads(), "kernels": kernels }));
+            Ok(())
+        }
         Command::Bench(Bench::Infer { model, tokens, decode, path, capture, threads, rounds }) => {
             if let Some(n) = threads {
                 rayon::ThreadPoolBuilder::new()
@@ -599,6 +622,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             let (mut pp, mut tg) = (Vec::new(), Vec::new());
             for _ in 0..rounds.max(1) {
                 let mut runner = Runner::new(&m, &spec, capture)?;
+                runner.last_logits_only(); // as llama-bench: a prompt's last logits only
                 let t = std::time::Instant::now();
                 runner.feed(&prompt)?;
                 pp.push(t.elapsed().as_secs_f64());

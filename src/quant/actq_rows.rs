@@ -1,0 +1,500 @@
+//! llama.cpp's CPU matmul for many positions at once, for the weight types of 32-value blocks
+//! (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL): the same numbers as [`super::actq::vec_dot_scalar`] per
+//! (row, position), computed faster.
+//!
+//! [`super::actq::vec_dot`] unpacks a weight block's quants for every position it meets and runs
+//! one f32 chain at a time. Here [`LANES`] weight rows are unpacked once per matmul ([`Tile`]:
+//! quants widened to i16, f16 scales and mins as f32) and dotted with every position's activations
+//! ([`Inputs`]: the Q8_0 / Q8_1 quants widened to i16, their scales and sums as f32, prepared once
+//! per matmul); each activation block is loaded once for the tile's rows, and the rows' f32 chains
+//! run side by side. Per block the integer sum of 32 products is exact whichever way it is added
+//! up (i16 x i16 products summed in i32: at most 32 * 127 * 127), and the f32 combination of those
+//! sums ([`combine`]) is the code of the module documentation of `actq`, in block order, per row,
+//! so every output has the bits of `vec_dot_scalar`. Vector code: the block sums and the unpacking
+//! (`i32x4.dot_i16x8_s`, widening) on wasm32 with SIMD128; natively plain Rust that the compiler
+//! turns into `pmaddwd` (and into the AVX2 forms in the build that [`crate::ops::matvec`] runs when
+//! the CPU has AVX2 and FMA).
+
+use super::actq::{fma, ActFormat, QuantizedActs};
+use super::blocks::{f16_le, BlockIq4Nl, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, KVALUES_IQ4NL, QK};
+use crate::ggml::GgmlType;
+use crate::{Error, Result};
+
+/// Whether rows of `t` go through this module.
+pub fn supports(t: GgmlType) -> bool {
+    use GgmlType::*;
+    matches!(t, Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | IQ4_NL)
+}
+
+/// The activations of `n` positions for one matmul, as the block sums read them.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    cols: usize,
+    /// `n * cols` quants.
+    q: Vec<i16>,
+    /// Per position and block: the Q8 scale `d` and (Q8_1) the scaled sum `s`, as f32.
+    d: Vec<f32>,
+    s: Vec<f32>,
+}
+
+impl Inputs {
+    /// Widen `acts` (one [`QuantizedActs`] per position, all Q8_0 or all Q8_1 of the same length).
+    ///
+    /// # Errors
+    /// An activation vector of another format or length.
+    pub fn new(acts: &[QuantizedActs]) -> Result<Inputs> {
+        let cols = acts.first().map_or(0, QuantizedActs::len);
+        let mut out = Inputs { cols, ..Inputs::default() };
+        let nb = cols / QK;
+        out.q.reserve(acts.len() * cols);
+        out.d.reserve(acts.len() * nb);
+        for a in acts {
+            if a.len() != cols || !matches!(a.format(), ActFormat::Q8_0 | ActFormat::Q8_1) {
+                return Err(Error::input(format!(
+                    "{} activations of {} values cannot be batched here",
+                    a.format(),
+                    a.len()
+                )));
+            }
+            let with_sum = a.format() == ActFormat::Q8_1;
+            let size = if with_sum { 36 } else { 34 };
+            for block in a.bytes().chunks_exact(size) {
+                out.d.push(f16_le([block[0], block[1]]));
+                if with_sum {
+                    out.s.push(f16_le([block[2], block[3]]));
+                }
+                out.q.extend(block[size - QK..].iter().map(|&q| i16::from(q as i8)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The number of positions.
+    pub fn len(&self) -> usize {
+        self.q.len().checked_div(self.cols).unwrap_or(0)
+    }
+
+    /// Whether there are no positions.
+    pub fn is_empty(&self) -> bool {
+        self.q.is_empty()
+    }
+}
+
+/// Rows dotted together: each activation block is read once for this many weight rows, and the
+/// rows' f32 chains run side by side.
+pub const LANES: usize = 4;
+
+/// Up to [`LANES`] weight rows unpacked: quants as i16 (row `k` at `k * cols`), scales (and mins)
+/// as f32 interleaved by block (`d[b * LANES + k]`), and room for the block sums.
+#[derive(Debug, Default)]
+pub struct Tile {
+    cols: usize,
+    q: Vec<i16>,
+    d: Vec<f32>,
+    m: Vec<f32>,
+    sums: Vec<i32>,
+}
+
+/// Unpack `rows` (1 to [`LANES`] rows of `t`, whole blocks of `cols` values: the caller checked
+/// their lengths) into `tile`; lanes past `rows.len()` repeat the last row.
+#[inline(always)]
+pub fn unpack_rows(t: GgmlType, rows: &[&[u8]], cols: usize, tile: &mut Tile) {
+    let nb = cols / QK;
+    tile.cols = cols;
+    tile.q.resize(LANES * cols, 0);
+    tile.d.resize(LANES * nb, 0.0);
+    tile.m.resize(LANES * nb, 0.0);
+    tile.sums.resize(LANES * nb, 0);
+    let Some(&last) = rows.last() else { return };
+    for k in 0..LANES {
+        let row = rows.get(k).copied().unwrap_or(last);
+        unpack_row(t, row, &mut tile.q[k * cols..(k + 1) * cols], k, &mut tile.d, &mut tile.m);
+    }
+}
+
+/// One row into lane `k`.
+#[inline(always)]
+fn unpack_row(t: GgmlType, row: &[u8], q: &mut [i16], k: usize, d: &mut [f32], m: &mut [f32]) {
+    use bytemuck::cast_slice as cast;
+    let q = q.chunks_exact_mut(QK);
+    match t {
+        GgmlType::Q4_0 => {
+            for (b, (x, q)) in cast::<_, BlockQ4_0>(row).iter().zip(q).enumerate() {
+                d[b * LANES + k] = f16_le(x.d);
+                nibbles(q, &x.qs, -8);
+            }
+        }
+        GgmlType::Q4_1 => {
+            for (b, (x, q)) in cast::<_, BlockQ4_1>(row).iter().zip(q).enumerate() {
+                d[b * LANES + k] = f16_le(x.d);
+                m[b * LANES + k] = f16_le(x.m);
+                nibbles(q, &x.qs, 0);
+            }
+        }
+        GgmlType::Q5_0 => {
+            for (b, (x, q)) in cast::<_, BlockQ5_0>(row).iter().zip(q).enumerate() {
+                d[b * LANES + k] = f16_le(x.d);
+                fifth_bits(q, &x.qs, u32::from_le_bytes(x.qh), -16);
+            }
+        }
+        GgmlType::Q5_1 => {
+            for (b, (x, q)) in cast::<_, BlockQ5_1>(row).iter().zip(q).enumerate() {
+                d[b * LANES + k] = f16_le(x.d);
+                m[b * LANES + k] = f16_le(x.m);
+                fifth_bits(q, &x.qs, u32::from_le_bytes(x.qh), 0);
+            }
+        }
+        GgmlType::Q8_0 => {
+            for (b, (x, q)) in cast::<_, BlockQ8_0>(row).iter().zip(q).enumerate() {
+                d[b * LANES + k] = f16_le(x.d);
+                widen_i8(q, &x.qs);
+            }
+        }
+        GgmlType::IQ4_NL => {
+            for (b, (x, q)) in cast::<_, BlockIq4Nl>(row).iter().zip(q).enumerate() {
+                d[b * LANES + k] = f16_le(x.d);
+                for (j, &v) in x.qs.iter().enumerate() {
+                    q[j] = i16::from(KVALUES_IQ4NL[usize::from(v & 0x0f)]);
+                    q[j + 16] = i16::from(KVALUES_IQ4NL[usize::from(v >> 4)]);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// 16 bytes of nibbles plus `offset`: the low nibbles are values 0..16, the high ones 16..32.
+#[inline(always)]
+fn nibbles(q: &mut [i16], qs: &[u8; 16], offset: i16) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    simd::nibbles(q, qs, offset);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    for (j, &v) in qs.iter().enumerate() {
+        q[j] = i16::from(v & 0x0f) + offset;
+        q[j + 16] = i16::from(v >> 4) + offset;
+    }
+}
+
+/// 32 quants as i8 bytes, widened.
+#[inline(always)]
+fn widen_i8(q: &mut [i16], qs: &[u8; QK]) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    simd::widen_i8(q, qs);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    for (q, &v) in q.iter_mut().zip(qs) {
+        *q = i16::from(v as i8);
+    }
+}
+
+/// Q5: nibbles plus a fifth bit from `qh` (bit `j` for value `j`), plus `offset`.
+#[inline(always)]
+fn fifth_bits(q: &mut [i16], qs: &[u8; 16], qh: u32, offset: i16) {
+    for (j, &v) in qs.iter().enumerate() {
+        q[j] = (i16::from(v & 0x0f) | (((qh >> j) & 1) << 4) as i16) + offset;
+        q[j + 16] = (i16::from(v >> 4) | (((qh >> (j + 16)) & 1) << 4) as i16) + offset;
+    }
+}
+
+/// `outs[k * n + p]` = the llama.cpp dot product of the tile's row `k` with position `p` of
+/// `inputs`, for the first `outs.len() / n` rows (`n = inputs.len()`).
+#[inline(always)]
+pub fn dot_tile(t: GgmlType, tile: &mut Tile, inputs: &Inputs, outs: &mut [f32]) {
+    let (cols, n) = (inputs.cols, inputs.len());
+    let nb = cols / QK;
+    if n == 0 || tile.cols != cols {
+        return;
+    }
+    for p in 0..n {
+        block_sums(&tile.q, cols, &inputs.q[p * cols..(p + 1) * cols], &mut tile.sums);
+        let dy = &inputs.d[p * nb..(p + 1) * nb];
+        let sy = inputs.s.get(p * nb..(p + 1) * nb).unwrap_or(&[]);
+        let sumf = combine(t, &tile.sums, &tile.d, &tile.m, dy, sy);
+        for (k, &v) in sumf.iter().enumerate().take(outs.len() / n) {
+            outs[k * n + p] = v;
+        }
+    }
+}
+
+/// The f32 combination of the exact block sums of [`LANES`] rows (`sums[b * LANES + k]`), as
+/// `actq::dot` does it per type (module documentation of `actq`), blocks in order, each lane its
+/// own chain.
+#[inline(always)]
+pub fn combine(t: GgmlType, sums: &[i32], dx: &[f32], mx: &[f32], dy: &[f32], sy: &[f32]) -> [f32; LANES] {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return simd::combine(t, sums, dx, mx, dy, sy);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    combine_scalar(t, sums, dx, mx, dy, sy)
+}
+
+/// [`combine`], one lane at a time: the reference.
+#[inline(always)]
+pub fn combine_scalar(t: GgmlType, sums: &[i32], dx: &[f32], mx: &[f32], dy: &[f32], sy: &[f32]) -> [f32; LANES] {
+    let mut sumf = [0f32; LANES];
+    let lanes =
+        |v: &[f32], b: usize| -> [f32; LANES] { [v[b * LANES], v[b * LANES + 1], v[b * LANES + 2], v[b * LANES + 3]] };
+    let ints = |b: usize| -> [f32; LANES] { core::array::from_fn(|k| sums[b * LANES + k] as f32) };
+    match t {
+        GgmlType::Q4_0 => {
+            for (b, &dy) in dy.iter().enumerate() {
+                let (s, dx) = (ints(b), lanes(dx, b));
+                for k in 0..LANES {
+                    sumf[k] = fma(s[k] * dx[k], dy, sumf[k]);
+                }
+            }
+        }
+        GgmlType::Q5_0 | GgmlType::Q8_0 => {
+            for (b, &dy) in dy.iter().enumerate() {
+                let (s, dx) = (ints(b), lanes(dx, b));
+                for k in 0..LANES {
+                    sumf[k] = fma(s[k], dx[k] * dy, sumf[k]);
+                }
+            }
+        }
+        GgmlType::IQ4_NL => {
+            for (b, &dy) in dy.iter().enumerate() {
+                let (s, dx) = (ints(b), lanes(dx, b));
+                for k in 0..LANES {
+                    sumf[k] = fma(s[k], dy * dx[k], sumf[k]);
+                }
+            }
+        }
+        GgmlType::Q4_1 | GgmlType::Q5_1 => {
+            for (b, (&dy, &sy)) in dy.iter().zip(sy).enumerate() {
+                let (s, dx, mx) = (ints(b), lanes(dx, b), lanes(mx, b));
+                for k in 0..LANES {
+                    sumf[k] += fma(dx[k] * dy, s[k], mx[k] * sy);
+                }
+            }
+        }
+        _ => sumf = [f32::NAN; LANES],
+    }
+    sumf
+}
+
+/// `sums[b * LANES + k]` = Σ w[k * cols + 32 b + i] a[32 b + i] (block `b` of row `k`), exact.
+#[inline(always)]
+pub fn block_sums(w: &[i16], cols: usize, a: &[i16], sums: &mut [i32]) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    simd::block_sums(w, cols, a, sums);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    block_sums_scalar(w, cols, a, sums);
+}
+
+/// [`block_sums`], one product at a time: the reference.
+#[inline(always)]
+pub fn block_sums_scalar(w: &[i16], cols: usize, a: &[i16], sums: &mut [i32]) {
+    for (b, a) in a.chunks_exact(QK).enumerate() {
+        for k in 0..LANES {
+            let w = &w[k * cols + b * QK..k * cols + (b + 1) * QK];
+            sums[b * LANES + k] = w.iter().zip(a).map(|(&w, &a)| i32::from(w) * i32::from(a)).sum();
+        }
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd {
+    use super::{GgmlType, LANES, QK};
+    use core::arch::wasm32::*;
+
+    /// Eight i16 of `v` from `at`.
+    #[inline(always)]
+    fn ld(v: &[i16], at: usize) -> v128 {
+        let s = &v[at..at + 8];
+        // SAFETY: `s` is 8 readable i16 (16 bytes); v128_load has no alignment requirement.
+        unsafe { v128_load(s.as_ptr().cast()) }
+    }
+
+    pub fn block_sums(w: &[i16], cols: usize, a: &[i16], sums: &mut [i32]) {
+        for b in 0..a.len() / QK {
+            let at = b * QK;
+            let aq = [ld(a, at), ld(a, at + 8), ld(a, at + 16), ld(a, at + 24)];
+            let row = |k: usize| {
+                let w = &w[k * cols + at..k * cols + at + QK];
+                let p0 = i32x4_dot_i16x8(ld(w, 0), aq[0]);
+                let p1 = i32x4_dot_i16x8(ld(w, 8), aq[1]);
+                let p2 = i32x4_dot_i16x8(ld(w, 16), aq[2]);
+                let p3 = i32x4_dot_i16x8(ld(w, 24), aq[3]);
+                i32x4_add(i32x4_add(p0, p1), i32x4_add(p2, p3))
+            };
+            let (v0, v1, v2, v3) = (row(0), row(1), row(2), row(3));
+            // Transpose-add: lane k of the result is the sum of v_k's four lanes.
+            let t01 = i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(v0, v1), i32x4_shuffle::<2, 6, 3, 7>(v0, v1));
+            let t23 = i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(v2, v3), i32x4_shuffle::<2, 6, 3, 7>(v2, v3));
+            let s = i32x4_add(i32x4_shuffle::<0, 1, 4, 5>(t01, t23), i32x4_shuffle::<2, 3, 6, 7>(t01, t23));
+            let out = &mut sums[b * LANES..(b + 1) * LANES];
+            // SAFETY: `out` is 4 writable i32 (16 bytes); v128_store has no alignment requirement.
+            unsafe { v128_store(out.as_mut_ptr().cast(), s) };
+        }
+    }
+
+    /// Four f32 of `v` from `at`.
+    #[inline(always)]
+    fn ldf(v: &[f32], at: usize) -> v128 {
+        let s = &v[at..at + 4];
+        // SAFETY: `s` is 4 readable f32 (16 bytes); v128_load has no alignment requirement.
+        unsafe { v128_load(s.as_ptr().cast()) }
+    }
+
+    /// Lane-wise `fma(a, b, c)` (one rounding), through f64 as `actq::fma_f64` does, two lanes at
+    /// a time; when any lane could round differently that way (its f64 sum on an f32 midpoint, or
+    /// a sum below the smallest normal f32, zero included), all four go through the scalar `fma`.
+    #[inline(always)]
+    fn fma4(a: v128, b: v128, c: v128) -> v128 {
+        let high = |v: v128| f64x2_promote_low_f32x4(i32x4_shuffle::<2, 3, 2, 3>(v, v));
+        let low = f64x2_promote_low_f32x4;
+        let r_lo = f64x2_add(f64x2_mul(low(a), low(b)), low(c));
+        let r_hi = f64x2_add(f64x2_mul(high(a), high(b)), high(c));
+        let suspect = |r: v128| {
+            let halfway = i64x2_eq(v128_and(r, i64x2_splat(0x1fff_ffff)), i64x2_splat(0x1000_0000));
+            v128_or(halfway, f64x2_lt(f64x2_abs(r), f64x2_splat(f64::from(f32::MIN_POSITIVE))))
+        };
+        if v128_any_true(v128_or(suspect(r_lo), suspect(r_hi))) {
+            let lane = |v: v128, k: usize| match k {
+                0 => f32x4_extract_lane::<0>(v),
+                1 => f32x4_extract_lane::<1>(v),
+                2 => f32x4_extract_lane::<2>(v),
+                _ => f32x4_extract_lane::<3>(v),
+            };
+            let r: [f32; 4] = core::array::from_fn(|k| super::fma(lane(a, k), lane(b, k), lane(c, k)));
+            return f32x4(r[0], r[1], r[2], r[3]);
+        }
+        i32x4_shuffle::<0, 1, 4, 5>(f32x4_demote_f64x2_zero(r_lo), f32x4_demote_f64x2_zero(r_hi))
+    }
+
+    pub fn combine(t: GgmlType, sums: &[i32], dx: &[f32], mx: &[f32], dy: &[f32], sy: &[f32]) -> [f32; LANES] {
+        let mut sumf = f32x4_splat(0.0);
+        let ints = |b: usize| {
+            let s = &sums[b * LANES..(b + 1) * LANES];
+            // SAFETY: `s` is 4 readable i32 (16 bytes); v128_load has no alignment requirement.
+            f32x4_convert_i32x4(unsafe { v128_load(s.as_ptr().cast()) })
+        };
+        match t {
+            GgmlType::Q4_0 => {
+                for (b, &dy) in dy.iter().enumerate() {
+                    sumf = fma4(f32x4_mul(ints(b), ldf(dx, b * LANES)), f32x4_splat(dy), sumf);
+                }
+            }
+            GgmlType::Q5_0 | GgmlType::Q8_0 => {
+                for (b, &dy) in dy.iter().enumerate() {
+                    sumf = fma4(ints(b), f32x4_mul(ldf(dx, b * LANES), f32x4_splat(dy)), sumf);
+                }
+            }
+            GgmlType::IQ4_NL => {
+                for (b, &dy) in dy.iter().enumerate() {
+                    sumf = fma4(ints(b), f32x4_mul(f32x4_splat(dy), ldf(dx, b * LANES)), sumf);
+                }
+            }
+            GgmlType::Q4_1 | GgmlType::Q5_1 => {
+                for (b, (&dy, &sy)) in dy.iter().zip(sy).enumerate() {
+                    let d = f32x4_mul(ldf(dx, b * LANES), f32x4_splat(dy));
+                    let m = f32x4_mul(ldf(mx, b * LANES), f32x4_splat(sy));
+                    sumf = f32x4_add(sumf, fma4(d, ints(b), m));
+                }
+            }
+            _ => sumf = f32x4_splat(f32::NAN),
+        }
+        [
+            f32x4_extract_lane::<0>(sumf),
+            f32x4_extract_lane::<1>(sumf),
+            f32x4_extract_lane::<2>(sumf),
+            f32x4_extract_lane::<3>(sumf),
+        ]
+    }
+
+    /// Store 8 i16 at `q[at..at + 8]`.
+    #[inline(always)]
+    fn st(q: &mut [i16], at: usize, v: v128) {
+        let s = &mut q[at..at + 8];
+        // SAFETY: `s` is 8 writable i16 (16 bytes); v128_store has no alignment requirement.
+        unsafe { v128_store(s.as_mut_ptr().cast(), v) }
+    }
+
+    pub fn nibbles(q: &mut [i16], qs: &[u8; 16], offset: i16) {
+        // SAFETY: `qs` is 16 readable bytes; v128_load has no alignment requirement.
+        let v = unsafe { v128_load(qs.as_ptr().cast()) };
+        let (lo, hi) = (v128_and(v, u8x16_splat(0x0f)), u8x16_shr(v, 4));
+        let off = i16x8_splat(offset);
+        st(q, 0, i16x8_add(u16x8_extend_low_u8x16(lo), off));
+        st(q, 8, i16x8_add(u16x8_extend_high_u8x16(lo), off));
+        st(q, 16, i16x8_add(u16x8_extend_low_u8x16(hi), off));
+        st(q, 24, i16x8_add(u16x8_extend_high_u8x16(hi), off));
+    }
+
+    pub fn widen_i8(q: &mut [i16], qs: &[u8; QK]) {
+        // SAFETY: `qs` is 32 readable bytes; v128_load has no alignment requirement.
+        let (a, b) = unsafe { (v128_load(qs.as_ptr().cast()), v128_load(qs[16..].as_ptr().cast())) };
+        st(q, 0, i16x8_extend_low_i8x16(a));
+        st(q, 8, i16x8_extend_high_i8x16(a));
+        st(q, 16, i16x8_extend_low_i8x16(b));
+        st(q, 24, i16x8_extend_high_i8x16(b));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::actq::vec_dot_scalar;
+
+    fn rng(state: &mut u64) -> u64 {
+        *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *state >> 33
+    }
+
+    /// Every supported type, odd block counts, tiles of 1 to 4 rows, several positions: the bits
+    /// of `vec_dot_scalar` for every (row, position).
+    #[test]
+    fn tiles_equal_vec_dot_scalar() {
+        let mut state = 5u64;
+        for t in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::IQ4_NL] {
+            for (blocks, used) in [(1usize, 4usize), (3, 1), (4, 2), (5, 3), (9, 4)] {
+                let cols = blocks * QK;
+                let format = ActFormat::for_weights(t).unwrap();
+                let acts: Vec<QuantizedActs> = (0..3)
+                    .map(|_| {
+                        let x: Vec<f32> = (0..cols).map(|_| (rng(&mut state) % 2001) as f32 / 1000.0 - 1.0).collect();
+                        QuantizedActs::quantize(format, &x).unwrap()
+                    })
+                    .collect();
+                let inputs = Inputs::new(&acts).unwrap();
+                assert_eq!(inputs.len(), 3);
+                let rows: Vec<Vec<u8>> = (0..used)
+                    .map(|_| {
+                        let mut bytes: Vec<u8> =
+                            (0..t.row_bytes(cols as u64).unwrap()).map(|_| rng(&mut state) as u8).collect();
+                        // Finite, modest f16 scales (and mins) so that the sums are ordinary numbers.
+                        let bs = t.type_size() as usize;
+                        for b in 0..blocks {
+                            bytes[b * bs + 1] &= 0x3b;
+                            if matches!(t, GgmlType::Q4_1 | GgmlType::Q5_1) {
+                                bytes[b * bs + 3] &= 0xbb;
+                            }
+                        }
+                        bytes
+                    })
+                    .collect();
+                let refs: Vec<&[u8]> = rows.iter().map(Vec::as_slice).collect();
+                let mut tile = Tile::default();
+                unpack_rows(t, &refs, cols, &mut tile);
+                let mut outs = vec![0f32; used * 3];
+                dot_tile(t, &mut tile, &inputs, &mut outs);
+                for (k, row) in rows.iter().enumerate() {
+                    for (p, a) in acts.iter().enumerate() {
+                        let want = vec_dot_scalar(t, row, a).unwrap();
+                        assert_eq!(
+                            outs[k * 3 + p].to_bits(),
+                            want.to_bits(),
+                            "{t} {blocks} blocks, row {k}, position {p}"
+                        );
+                    }
+                }
+                let mut scalar = vec![0i32; LANES * blocks];
+                block_sums_scalar(&tile.q, cols, &inputs.q[..cols], &mut scalar);
+                block_sums(&tile.q, cols, &inputs.q[..cols], &mut tile.sums);
+                assert_eq!(tile.sums, scalar);
+                let (dy, sy) = (&inputs.d[..blocks], inputs.s.get(..blocks).unwrap_or(&[]));
+                let fast = combine(t, &tile.sums, &tile.d, &tile.m, dy, sy).map(f32::to_bits);
+                assert_eq!(fast, combine_scalar(t, &tile.sums, &tile.d, &tile.m, dy, sy).map(f32::to_bits));
+            }
+        }
+    }
+}
