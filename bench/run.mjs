@@ -151,9 +151,18 @@ writeFileSync(path.join(ROOT, 'BENCHMARKS.md'), md);
 console.log(md);
 
 // Inference speed: its own interleaved rounds (ROUNDS, default 5) and artifacts/bench/infer.json.
+let all = md;
 if (process.env.INFER !== '0') {
   const { main: inference } = await import('./infer.mjs');
   const { results, md: section } = await inference();
-  writeFileSync(path.join(ROOT, 'BENCHMARKS.md'), `${md}\n${section}`);
+  all += `\n${section}`;
+  writeFileSync(path.join(ROOT, 'BENCHMARKS.md'), all);
   if (results.contenders.some((r) => r.error)) process.exitCode = 1;
+}
+// The matmul micro-benchmark, one thread, native and wasm (artifacts/bench/kernels.json).
+if (process.env.KERNELS !== '0') {
+  const { main: kernels } = await import('./kernels.mjs');
+  const { md: section } = await kernels();
+  all += section;
+  writeFileSync(path.join(ROOT, 'BENCHMARKS.md'), all);
 }

@@ -731,3 +731,11 @@ fn now_ms() -> f64 {
         })
         .unwrap_or_else(js_sys::Date::now)
 }
+
+/// The matmul micro-benchmark (`ops::microbench`: the projection kernels alone, GFLOP/s and
+/// GOP/s) on this build's pool: `{threads, kernels: [...]}`. `budget_ms` per kernel.
+#[wasm_bindgen]
+pub fn bench_matmul(budget_ms: f64) -> Result<JsValue, JsError> {
+    let kernels = crate::ops::microbench::run(&now_ms, budget_ms).map_err(js_error)?;
+    to_js(&serde_json::json!({ "threads": rayon::current_num_threads(), "kernels": kernels }))
+}

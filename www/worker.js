@@ -63,6 +63,8 @@ function handle(msg, progress) {
       return { value: session.run(msg.path, msg.prompt, msg.top, msg.options || {}) };
     case 'trace_estimate':
       return { value: session.trace_estimate(msg.a, msg.b || undefined, msg.prompt, msg.decode || 0) };
+    case 'bench_matmul':
+      return { value: engine.bench_matmul(msg.budgetMs || 1000) };
     case 'bench_infer':
       return { value: session.bench_infer(msg.path, Uint32Array.from(msg.prompt), msg.decode, msg.capture) };
     case 'input_tokens':
