@@ -549,7 +549,7 @@ fn fma_through_f64_matches_libm_in_the_browser() {
 fn llama_cpp_tiles_equal_vec_dot_scalar_in_the_browser() {
     use paritylab::ggml::GgmlType;
     use paritylab::quant::actq::{vec_dot_scalar, ActFormat, QuantizedActs};
-    use paritylab::quant::actq_rows::{dot_tile, unpack_rows, Inputs, Tile};
+    use paritylab::quant::actq_rows::{dot_one, dot_tile, unpack_rows, Inputs, Tile};
     let mut state = 3u64;
     let mut next = move || {
         state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -593,6 +593,17 @@ fn llama_cpp_tiles_equal_vec_dot_scalar_in_the_browser() {
                         "{t} {blocks} blocks row {k} pos {p}"
                     );
                 }
+            }
+            // Decoding: one position straight from the bytes where a direct kernel exists.
+            let one = Inputs::new(&acts[..1]).unwrap();
+            let mut outs = vec![f32::NAN; used];
+            if dot_one(t, &refs, &one, &mut outs) {
+                for (k, row) in rows.iter().enumerate() {
+                    let want = vec_dot_scalar(t, row, &acts[0]).unwrap();
+                    assert_eq!(outs[k].to_bits(), want.to_bits(), "{t} {blocks} blocks row {k}, one position");
+                }
+            } else {
+                assert!(!matches!(t, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0), "{t} has a direct kernel");
             }
         }
     }

@@ -211,6 +211,9 @@ fn tile_kernel(
         // SAFETY: the CPU has AVX2, FMA and F16C (checked just above).
         return unsafe { avx2::tile_kernel(t, rows, cols, tile, inputs, outs) };
     }
+    if actq_rows::dot_one(t, rows, inputs, outs) {
+        return;
+    }
     actq_rows::unpack_rows(t, rows, cols, tile);
     actq_rows::dot_tile(t, tile, inputs, outs);
 }

@@ -1054,7 +1054,7 @@ mod sse2 {
 // ---- SIMD128 kernels ---------------------------------------------------------------------------
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-mod simd {
+pub(crate) mod simd {
     use super::*;
     use core::arch::wasm32::*;
 
@@ -1165,7 +1165,7 @@ mod simd {
 
     /// Eight f16 (as the low halves of u32 lanes, four at a time) to f32, exactly.
     #[inline(always)]
-    fn f16x4_to_f32(h: v128) -> v128 {
+    pub(crate) fn f16x4_to_f32(h: v128) -> v128 {
         let sign = i32x4_shl(v128_and(h, u32x4_splat(0x8000)), 16);
         let em = v128_and(h, u32x4_splat(0x7fff));
         let shifted = i32x4_shl(em, 13);

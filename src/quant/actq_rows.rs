@@ -215,6 +215,26 @@ pub fn dot_tile(t: GgmlType, tile: &mut Tile, inputs: &Inputs, outs: &mut [f32])
     }
 }
 
+/// Decoding (one position): up to [`LANES`] rows of `t` dotted with `inputs` straight from their
+/// bytes, without unpacking them first (for the types with a direct kernel: Q4_0, Q4_1 and Q8_0 on
+/// wasm32 with SIMD128). `outs[k]` gets row `k`'s result, the bits of [`dot_tile`]'s (the same
+/// exact block sums, the same f32 chains). Returns whether it did; otherwise the caller unpacks.
+#[inline(always)]
+pub fn dot_one(t: GgmlType, rows: &[&[u8]], inputs: &Inputs, outs: &mut [f32]) -> bool {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if inputs.len() == 1 {
+        let nb = inputs.cols / QK;
+        if let Some(sumf) = simd::dot_one(t, rows, &inputs.q, &inputs.d[..nb], inputs.s.get(..nb).unwrap_or(&[])) {
+            for (o, v) in outs.iter_mut().zip(sumf) {
+                *o = v;
+            }
+            return true;
+        }
+    }
+    let _ = (t, rows, inputs, outs);
+    false
+}
+
 /// The f32 combination of the exact block sums of [`LANES`] rows (`sums[b * LANES + k]`), as
 /// `actq::dot` does it per type (module documentation of `actq`), blocks in order, each lane its
 /// own chain.
@@ -399,6 +419,93 @@ mod simd {
             f32x4_extract_lane::<2>(sumf),
             f32x4_extract_lane::<3>(sumf),
         ]
+    }
+
+    /// 16 bytes of `b` from `at`.
+    #[inline(always)]
+    fn ld8(b: &[u8], at: usize) -> v128 {
+        let s = &b[at..at + 16];
+        // SAFETY: `s` is 16 readable bytes; v128_load has no alignment requirement.
+        unsafe { v128_load(s.as_ptr().cast()) }
+    }
+
+    /// The f16 at `at` of each row's bytes, as f32 lanes.
+    #[inline(always)]
+    fn f16_lanes(r: &[&[u8]; LANES], at: usize) -> v128 {
+        let h = |k: usize| u32::from(u16::from_le_bytes([r[k][at], r[k][at + 1]]));
+        crate::quant::actq::simd::f16x4_to_f32(u32x4(h(0), h(1), h(2), h(3)))
+    }
+
+    /// [`super::dot_one`]: per block, each row's quants widened in registers and dotted with the
+    /// activations, the four sums transposed into lanes, then the f32 chains of `combine`.
+    pub fn dot_one(t: GgmlType, rows: &[&[u8]], a: &[i16], dy: &[f32], sy: &[f32]) -> Option<[f32; LANES]> {
+        let (bs, qs) = match t {
+            GgmlType::Q4_0 => (18, 2),
+            GgmlType::Q4_1 => (20, 4),
+            GgmlType::Q8_0 => (34, 2),
+            _ => return None,
+        };
+        let nb = dy.len();
+        let last = *rows.last()?;
+        let r: [&[u8]; LANES] = core::array::from_fn(|k| rows.get(k).copied().unwrap_or(last));
+        if r.iter().any(|x| x.len() < nb * bs) || a.len() < nb * QK || (t == GgmlType::Q4_1 && sy.len() < nb) {
+            return None;
+        }
+        let mut sumf = f32x4_splat(0.0);
+        for (b, &dy) in dy.iter().enumerate() {
+            let at = b * QK;
+            let aq = [ld(a, at), ld(a, at + 8), ld(a, at + 16), ld(a, at + 24)];
+            let dot = |x: &[u8]| {
+                let w = match t {
+                    GgmlType::Q8_0 => {
+                        let (lo, hi) = (ld8(x, b * bs + 2), ld8(x, b * bs + 18));
+                        [
+                            i16x8_extend_low_i8x16(lo),
+                            i16x8_extend_high_i8x16(lo),
+                            i16x8_extend_low_i8x16(hi),
+                            i16x8_extend_high_i8x16(hi),
+                        ]
+                    }
+                    _ => {
+                        let v = ld8(x, b * bs + qs);
+                        let (lo, hi) = (v128_and(v, u8x16_splat(0x0f)), u8x16_shr(v, 4));
+                        let off = i16x8_splat(if t == GgmlType::Q4_0 { -8 } else { 0 });
+                        [
+                            i16x8_add(u16x8_extend_low_u8x16(lo), off),
+                            i16x8_add(u16x8_extend_high_u8x16(lo), off),
+                            i16x8_add(u16x8_extend_low_u8x16(hi), off),
+                            i16x8_add(u16x8_extend_high_u8x16(hi), off),
+                        ]
+                    }
+                };
+                let p0 = i32x4_dot_i16x8(w[0], aq[0]);
+                let p1 = i32x4_dot_i16x8(w[1], aq[1]);
+                let p2 = i32x4_dot_i16x8(w[2], aq[2]);
+                let p3 = i32x4_dot_i16x8(w[3], aq[3]);
+                i32x4_add(i32x4_add(p0, p1), i32x4_add(p2, p3))
+            };
+            let (v0, v1, v2, v3) = (dot(r[0]), dot(r[1]), dot(r[2]), dot(r[3]));
+            let t01 = i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(v0, v1), i32x4_shuffle::<2, 6, 3, 7>(v0, v1));
+            let t23 = i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(v2, v3), i32x4_shuffle::<2, 6, 3, 7>(v2, v3));
+            let s = i32x4_add(i32x4_shuffle::<0, 1, 4, 5>(t01, t23), i32x4_shuffle::<2, 3, 6, 7>(t01, t23));
+            let s = f32x4_convert_i32x4(s);
+            let dx = f16_lanes(&r, b * bs);
+            sumf = match t {
+                GgmlType::Q4_0 => fma4(f32x4_mul(s, dx), f32x4_splat(dy), sumf),
+                GgmlType::Q8_0 => fma4(s, f32x4_mul(dx, f32x4_splat(dy)), sumf),
+                _ => {
+                    let d = f32x4_mul(dx, f32x4_splat(dy));
+                    let m = f32x4_mul(f16_lanes(&r, b * bs + 2), f32x4_splat(sy[b]));
+                    f32x4_add(sumf, fma4(d, s, m))
+                }
+            };
+        }
+        Some([
+            f32x4_extract_lane::<0>(sumf),
+            f32x4_extract_lane::<1>(sumf),
+            f32x4_extract_lane::<2>(sumf),
+            f32x4_extract_lane::<3>(sumf),
+        ])
     }
 
     /// Store 8 i16 at `q[at..at + 8]`.
