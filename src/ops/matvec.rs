@@ -12,6 +12,7 @@ use crate::quant::actq_rows;
 use crate::{Error, Result};
 use rayon::prelude::*;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Output rows per parallel task.
 const ROWS_PER_TASK: usize = 16;
@@ -111,13 +112,40 @@ pub fn matmul<F: Float>(
 
 /// Run `f` on a thread of the rayon pool, the caller waiting (directly when already on one). The
 /// matmuls inside then split their rows among the pool's threads from within, instead of each one
-/// being injected from outside: an injection puts the caller to sleep and wakes a pool thread,
-/// and on web workers those wake-ups cost more than a small matmul.
+/// being injected from outside: an injection puts the caller to sleep and wakes a pool thread.
+/// Called from outside the pool, the other threads are also kept awake for as long as `f` runs
+/// (each takes pending work as soon as it appears, and spins while there is none, as llama.cpp's
+/// threads do): a forward pass is hundreds of small matmuls, and a sleeping web worker takes longer
+/// to wake than a decoding step's matmul takes to run. Which thread computes a row never changes
+/// its bits.
 pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() {
         return f();
     }
-    rayon::scope(|_| f())
+    let done = AtomicBool::new(false);
+    rayon::scope(|s| {
+        let home = rayon::current_thread_index();
+        for _ in 1..rayon::current_num_threads() {
+            let done = &done;
+            s.spawn(move |_| keep_busy(done, home));
+        }
+        let out = f();
+        done.store(true, Ordering::Release);
+        out
+    })
+}
+
+/// Run the pool's pending work until `done`; at once if this is `home`, the thread running the
+/// forward pass (it may pick this job up itself while it waits for a matmul's other half).
+fn keep_busy(done: &AtomicBool, home: Option<usize>) {
+    if rayon::current_thread_index() == home {
+        return;
+    }
+    while !done.load(Ordering::Acquire) {
+        if rayon::yield_now() != Some(rayon::Yield::Executed) {
+            std::hint::spin_loop();
+        }
+    }
 }
 
 /// Fill `out` (`n` vectors of `rows` values) one weight row at a time, rows split across threads:

@@ -314,6 +314,7 @@ pub fn block_sums_scalar(w: &[i16], cols: usize, a: &[i16], sums: &mut [i32]) {
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd {
     use super::{GgmlType, LANES, QK};
+    use crate::quant::actq::simd::f16x4_to_f32;
     use core::arch::wasm32::*;
 
     /// Eight i16 of `v` from `at`.
@@ -429,11 +430,17 @@ mod simd {
         unsafe { v128_load(s.as_ptr().cast()) }
     }
 
-    /// The f16 at `at` of each row's bytes, as f32 lanes.
+    /// The four bytes at `at` of each row, as u32 lanes (little-endian).
     #[inline(always)]
-    fn f16_lanes(r: &[&[u8]; LANES], at: usize) -> v128 {
-        let h = |k: usize| u32::from(u16::from_le_bytes([r[k][at], r[k][at + 1]]));
-        crate::quant::actq::simd::f16x4_to_f32(u32x4(h(0), h(1), h(2), h(3)))
+    fn words(r: &[&[u8]; LANES], at: usize) -> v128 {
+        let (p0, p1, p2, p3) = (&r[0][at..at + 4], &r[1][at..at + 4], &r[2][at..at + 4], &r[3][at..at + 4]);
+        // SAFETY: each slice is 4 readable bytes; v128_load32_lane has no alignment requirement.
+        unsafe {
+            let v = v128_load32_lane::<0>(u32x4_splat(0), p0.as_ptr().cast());
+            let v = v128_load32_lane::<1>(v, p1.as_ptr().cast());
+            let v = v128_load32_lane::<2>(v, p2.as_ptr().cast());
+            v128_load32_lane::<3>(v, p3.as_ptr().cast())
+        }
     }
 
     /// [`super::dot_one`]: per block, each row's quants widened in registers and dotted with the
@@ -489,13 +496,15 @@ mod simd {
             let t23 = i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(v2, v3), i32x4_shuffle::<2, 6, 3, 7>(v2, v3));
             let s = i32x4_add(i32x4_shuffle::<0, 1, 4, 5>(t01, t23), i32x4_shuffle::<2, 3, 6, 7>(t01, t23));
             let s = f32x4_convert_i32x4(s);
-            let dx = f16_lanes(&r, b * bs);
+            // Each block starts with its f16 scale (then, for Q4_1, its f16 min).
+            let head = words(&r, b * bs);
+            let dx = f16x4_to_f32(v128_and(head, u32x4_splat(0xffff)));
             sumf = match t {
                 GgmlType::Q4_0 => fma4(f32x4_mul(s, dx), f32x4_splat(dy), sumf),
                 GgmlType::Q8_0 => fma4(s, f32x4_mul(dx, f32x4_splat(dy)), sumf),
                 _ => {
                     let d = f32x4_mul(dx, f32x4_splat(dy));
-                    let m = f32x4_mul(f16_lanes(&r, b * bs + 2), f32x4_splat(sy[b]));
+                    let m = f32x4_mul(f16x4_to_f32(u32x4_shr(head, 16)), f32x4_splat(sy[b]));
                     f32x4_add(sumf, fma4(d, s, m))
                 }
             };
