@@ -71,7 +71,8 @@ integer products per block (GOP/s, a multiply and an add per weight and position
 at ${clock ? `${clock.toFixed(2)} GHz` : 'an unknown clock'}: SIMD128 has 4 f32 lanes and no FMA (8 FLOP/cycle:
 ${clock ? (clock * 8).toFixed(1) : '-'} GFLOP/s) and \`i32x4.dot_i16x8_s\` does 8 multiply-adds (16 OP/cycle:
 ${clock ? (clock * 16).toFixed(1) : '-'} GOP/s). Native numbers use the same peak for comparison (x86-64 with
-AVX2 could do more).
+AVX2 could do more). The clock is the nominal one of /proc/cpuinfo: a core running above it (turbo)
+can exceed 100%.
 
 | where | path | weights | positions | speed | of SIMD128 peak |
 |---|---|---|---:|---:|---:|
