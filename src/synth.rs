@@ -437,11 +437,9 @@ impl SynthSpec {
     }
 }
 
-/// Generate the GGUF file of `spec`, in one buffer of the file's exact size: each tensor is drawn
-/// and quantized in chunks straight into its place (chunks in parallel: SplitMix64 can jump to any
-/// draw, so the bytes are those of one sequential stream).
-pub fn generate(spec: &SynthSpec) -> Result<Vec<u8>> {
-    spec.validate()?;
+/// A writer holding `spec`'s metadata (the model's hyperparameters and the generator's version and
+/// spec), no tensors yet.
+fn metadata(spec: &SynthSpec) -> Writer {
     let a = spec.arch.name();
     let mut w = Writer::new();
     let key = |k: &str| format!("{a}.{k}");
@@ -460,6 +458,15 @@ pub fn generate(spec: &SynthSpec) -> Result<Vec<u8>> {
         .metadata(key("rope.dimension_count"), WriterValue::U32(spec.head_dim))
         .metadata("paritylab.synth.version", WriterValue::U32(SYNTH_VERSION))
         .metadata("paritylab.synth.spec", WriterValue::String(spec.to_text()));
+    w
+}
+
+/// Generate the GGUF file of `spec`, in one buffer of the file's exact size: each tensor is drawn
+/// and quantized in chunks straight into its place (chunks in parallel: SplitMix64 can jump to any
+/// draw, so the bytes are those of one sequential stream).
+pub fn generate(spec: &SynthSpec) -> Result<Vec<u8>> {
+    spec.validate()?;
+    let mut w = metadata(spec);
 
     // Per tensor: its storage type, value count, whether it is a norm, and its first draw.
     let mut plan = Vec::new();
@@ -557,24 +564,7 @@ mod tests {
     /// The generator as first written: one RNG stream, each tensor drawn whole, then quantized and
     /// added. The chunked, parallel [`generate`] must give these bytes.
     fn generate_sequential(spec: &SynthSpec) -> Vec<u8> {
-        let a = spec.arch.name();
-        let mut w = Writer::new();
-        let key = |k: &str| format!("{a}.{k}");
-        w.metadata("general.architecture", WriterValue::String(a.into()))
-            .metadata("general.name", WriterValue::String(format!("paritylab synthetic {a}")))
-            .metadata(key("context_length"), WriterValue::U32(4096))
-            .metadata(key("embedding_length"), WriterValue::U32(spec.hidden))
-            .metadata(key("block_count"), WriterValue::U32(spec.layers))
-            .metadata(key("feed_forward_length"), WriterValue::U32(spec.ffn))
-            .metadata(key("attention.head_count"), WriterValue::U32(spec.heads))
-            .metadata(key("attention.head_count_kv"), WriterValue::U32(spec.kv_heads))
-            .metadata(key("attention.key_length"), WriterValue::U32(spec.head_dim))
-            .metadata(key("attention.value_length"), WriterValue::U32(spec.head_dim))
-            .metadata(key("attention.layer_norm_rms_epsilon"), WriterValue::F32(spec.eps))
-            .metadata(key("rope.freq_base"), WriterValue::F32(spec.rope_base))
-            .metadata(key("rope.dimension_count"), WriterValue::U32(spec.head_dim))
-            .metadata("paritylab.synth.version", WriterValue::U32(SYNTH_VERSION))
-            .metadata("paritylab.synth.spec", WriterValue::String(spec.to_text()));
+        let mut w = metadata(spec);
         let mut rng = SplitMix64::new(spec.seed);
         for (name, dims, matrix) in spec.tensors() {
             let n = dims.iter().product::<u64>() as usize;

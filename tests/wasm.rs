@@ -52,6 +52,16 @@ fn via_text<T: serde::Serialize>(value: &T) -> serde_json::Value {
 }
 
 /// Token ids as the page passes them (a JS array).
+/// The report the page gets for a comparison on `TINY_UNTIED` (named as the tests load it), as JSON.
+fn tiny_untied_report(
+    model: &paritylab::model::Model<'_>,
+    c: &paritylab::diff::Comparison,
+    opts: &paritylab::diff::CompareOptions,
+) -> serde_json::Value {
+    let name = Some("qwen3_tiny_untied.f32.gguf".into());
+    via_text(&paritylab::diff::Report::new(model, name, paritylab::dump::sha256_hex(TINY_UNTIED), c, opts))
+}
+
 fn ids(v: &[u32]) -> JsValue {
     js_sys::Array::from_iter(v.iter().map(|&x| JsValue::from(x))).into()
 }
@@ -251,14 +261,7 @@ async fn compare_returns_the_library_report_and_markdown() {
     };
     let (a, b) = (paritylab::path::PathSpec::hf(), paritylab::path::PathSpec::preset("skainet-legacy").unwrap());
     let c = paritylab::diff::compare(&model, &a, &b, &[1, 5, 3], &opts).unwrap();
-    let want = paritylab::diff::Report::new(
-        &model,
-        Some("qwen3_tiny_untied.f32.gguf".into()),
-        paritylab::dump::sha256_hex(TINY_UNTIED),
-        &c,
-        &opts,
-    );
-    assert_eq!(got, via_text(&want));
+    assert_eq!(got, tiny_untied_report(&model, &c, &opts));
     let md = s.report_markdown(Some("https://example.test/#x".into())).unwrap();
     assert!(md.contains("the paths diverge") && md.contains("https://example.test/#x"), "{md}");
 
@@ -286,14 +289,7 @@ async fn compare_returns_the_library_report_and_markdown() {
     };
     let dsl = paritylab::path::PathSpec::preset("skainet-dsl").unwrap();
     let c = paritylab::diff::compare(&model, &a, &dsl, &[1, 5, 3], &opts).unwrap();
-    let want = paritylab::diff::Report::new(
-        &model,
-        Some("qwen3_tiny_untied.f32.gguf".into()),
-        paritylab::dump::sha256_hex(TINY_UNTIED),
-        &c,
-        &opts,
-    );
-    assert_eq!(got, via_text(&want));
+    assert_eq!(got, tiny_untied_report(&model, &c, &opts));
     assert_eq!(got["capture"], "stats");
     assert!(got["stage_stats"].as_array().is_some_and(|s| !s.is_empty()));
     assert!(message(s.compared_stage("blk.0.q", 0, false).unwrap_err()).contains("values were not captured"));

@@ -208,7 +208,7 @@ fn matmul_llama_cpp(out: &mut [f32], w: &Matrix<'_>, xs: &[f32], n: usize) -> Re
     }
     let inputs = actq_rows::Inputs::new(&acts)?;
     if let Some(a) = acts.first() {
-        actq::vec_dot(t, w.row(0), a)?; // checks the row length against the format once
+        actq::check(t, w.row(0), a)?; // every row has the length of row 0
     }
     by_rows(out, rows, n, actq_rows::Tile::default, |r0, tile, chunk| {
         for (k, outs) in chunk.chunks_mut(actq_rows::LANES * n).enumerate() {
@@ -239,11 +239,7 @@ fn tile_kernel(
         // SAFETY: the CPU has AVX2, FMA and F16C (checked just above).
         return unsafe { avx2::tile_kernel(t, rows, cols, tile, inputs, outs) };
     }
-    if actq_rows::dot_one(t, rows, inputs, outs) {
-        return;
-    }
-    actq_rows::unpack_rows(t, rows, cols, tile);
-    actq_rows::dot_tile(t, tile, inputs, outs);
+    actq_rows::dot_rows(t, rows, cols, tile, inputs, outs);
 }
 
 /// The llama.cpp row kernel compiled for AVX2 + FMA + F16C (x86-64 CPUs since 2013): the block
@@ -252,15 +248,12 @@ fn tile_kernel(
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::*;
-    use std::sync::OnceLock;
 
+    /// (The standard library caches what it detects.)
     pub fn available() -> bool {
-        static HAS: OnceLock<bool> = OnceLock::new();
-        *HAS.get_or_init(|| {
-            std::is_x86_feature_detected!("avx2")
-                && std::is_x86_feature_detected!("fma")
-                && std::is_x86_feature_detected!("f16c")
-        })
+        std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
     }
 
     /// # Safety
@@ -274,8 +267,7 @@ mod avx2 {
         inputs: &actq_rows::Inputs,
         outs: &mut [f32],
     ) {
-        actq_rows::unpack_rows(t, rows, cols, tile);
-        actq_rows::dot_tile(t, tile, inputs, outs);
+        actq_rows::dot_rows(t, rows, cols, tile, inputs, outs);
     }
 }
 

@@ -482,7 +482,7 @@ fn is_supported_weights(t: GgmlType) -> bool {
     ActFormat::for_weights(t).is_ok()
 }
 
-fn check(t: GgmlType, row: &[u8], acts: &QuantizedActs) -> Result<()> {
+pub(crate) fn check(t: GgmlType, row: &[u8], acts: &QuantizedActs) -> Result<()> {
     let want = ActFormat::for_weights(t)?;
     if want != acts.format {
         return Err(Error::input(format!(
@@ -1062,7 +1062,7 @@ pub(crate) mod simd {
 
     /// 16 bytes of `b` from `at`.
     #[inline(always)]
-    fn ld(b: &[u8], at: usize) -> v128 {
+    pub(crate) fn ld(b: &[u8], at: usize) -> v128 {
         let s = &b[at..at + 16];
         // SAFETY: `s` is 16 readable bytes; v128_load has no alignment requirement.
         unsafe { v128_load(s.as_ptr().cast()) }
@@ -1070,7 +1070,7 @@ pub(crate) mod simd {
 
     /// 4 f32 of `y` from `at`.
     #[inline(always)]
-    fn ldf(y: &[f32], at: usize) -> v128 {
+    pub(crate) fn ldf(y: &[f32], at: usize) -> v128 {
         let s = &y[at..at + 4];
         // SAFETY: `s` is 4 readable f32 (16 bytes); v128_load has no alignment requirement.
         unsafe { v128_load(s.as_ptr().cast()) }

@@ -57,7 +57,7 @@ impl Inputs {
                 )));
             }
             let with_sum = a.format() == ActFormat::Q8_1;
-            let size = if with_sum { 36 } else { 34 };
+            let size = a.format().block_bytes();
             for block in a.bytes().chunks_exact(size) {
                 out.d.push(f16_le([block[0], block[1]]));
                 if with_sum {
@@ -235,6 +235,17 @@ pub fn dot_one(t: GgmlType, rows: &[&[u8]], inputs: &Inputs, outs: &mut [f32]) -
     false
 }
 
+/// Up to [`LANES`] rows of `t` against every position of `inputs` (`outs` as [`dot_tile`]'s):
+/// straight from the bytes when decoding has a direct kernel ([`dot_one`]), otherwise unpacked
+/// into `tile` and dotted.
+#[inline(always)]
+pub fn dot_rows(t: GgmlType, rows: &[&[u8]], cols: usize, tile: &mut Tile, inputs: &Inputs, outs: &mut [f32]) {
+    if !dot_one(t, rows, inputs, outs) {
+        unpack_rows(t, rows, cols, tile);
+        dot_tile(t, tile, inputs, outs);
+    }
+}
+
 /// The f32 combination of the exact block sums of [`LANES`] rows (`sums[b * LANES + k]`), as
 /// `actq::dot` does it per type (module documentation of `actq`), blocks in order, each lane its
 /// own chain.
@@ -314,7 +325,7 @@ pub fn block_sums_scalar(w: &[i16], cols: usize, a: &[i16], sums: &mut [i32]) {
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd {
     use super::{GgmlType, LANES, QK};
-    use crate::quant::actq::simd::f16x4_to_f32;
+    use crate::quant::actq::simd::{f16x4_to_f32, ld as ld_bytes, ldf};
     use core::arch::wasm32::*;
 
     /// Eight i16 of `v` from `at`.
@@ -325,35 +336,41 @@ mod simd {
         unsafe { v128_load(s.as_ptr().cast()) }
     }
 
+    /// Four i32 partial sums of one block: 32 widened weights (`w`) times 32 activations (`a`).
+    #[inline(always)]
+    fn block_dot(w: [v128; 4], a: &[v128; 4]) -> v128 {
+        let p0 = i32x4_dot_i16x8(w[0], a[0]);
+        let p1 = i32x4_dot_i16x8(w[1], a[1]);
+        let p2 = i32x4_dot_i16x8(w[2], a[2]);
+        let p3 = i32x4_dot_i16x8(w[3], a[3]);
+        i32x4_add(i32x4_add(p0, p1), i32x4_add(p2, p3))
+    }
+
+    /// Transpose-add: lane `k` of the result is the sum of `v[k]`'s four lanes.
+    #[inline(always)]
+    fn lane_sums(v: [v128; LANES]) -> v128 {
+        let t01 = i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(v[0], v[1]), i32x4_shuffle::<2, 6, 3, 7>(v[0], v[1]));
+        let t23 = i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(v[2], v[3]), i32x4_shuffle::<2, 6, 3, 7>(v[2], v[3]));
+        i32x4_add(i32x4_shuffle::<0, 1, 4, 5>(t01, t23), i32x4_shuffle::<2, 3, 6, 7>(t01, t23))
+    }
+
+    /// The four i16x8 of a block's 32 values from `at`.
+    #[inline(always)]
+    fn block_i16(v: &[i16], at: usize) -> [v128; 4] {
+        [ld(v, at), ld(v, at + 8), ld(v, at + 16), ld(v, at + 24)]
+    }
+
     pub fn block_sums(w: &[i16], cols: usize, a: &[i16], sums: &mut [i32]) {
         for b in 0..a.len() / QK {
             let at = b * QK;
-            let aq = [ld(a, at), ld(a, at + 8), ld(a, at + 16), ld(a, at + 24)];
-            let row = |k: usize| {
-                let w = &w[k * cols + at..k * cols + at + QK];
-                let p0 = i32x4_dot_i16x8(ld(w, 0), aq[0]);
-                let p1 = i32x4_dot_i16x8(ld(w, 8), aq[1]);
-                let p2 = i32x4_dot_i16x8(ld(w, 16), aq[2]);
-                let p3 = i32x4_dot_i16x8(ld(w, 24), aq[3]);
-                i32x4_add(i32x4_add(p0, p1), i32x4_add(p2, p3))
-            };
-            let (v0, v1, v2, v3) = (row(0), row(1), row(2), row(3));
-            // Transpose-add: lane k of the result is the sum of v_k's four lanes.
-            let t01 = i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(v0, v1), i32x4_shuffle::<2, 6, 3, 7>(v0, v1));
-            let t23 = i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(v2, v3), i32x4_shuffle::<2, 6, 3, 7>(v2, v3));
-            let s = i32x4_add(i32x4_shuffle::<0, 1, 4, 5>(t01, t23), i32x4_shuffle::<2, 3, 6, 7>(t01, t23));
+            let aq = block_i16(a, at);
+            let s = lane_sums(core::array::from_fn(|k| {
+                block_dot(block_i16(&w[k * cols + at..k * cols + at + QK], 0), &aq)
+            }));
             let out = &mut sums[b * LANES..(b + 1) * LANES];
             // SAFETY: `out` is 4 writable i32 (16 bytes); v128_store has no alignment requirement.
             unsafe { v128_store(out.as_mut_ptr().cast(), s) };
         }
-    }
-
-    /// Four f32 of `v` from `at`.
-    #[inline(always)]
-    fn ldf(v: &[f32], at: usize) -> v128 {
-        let s = &v[at..at + 4];
-        // SAFETY: `s` is 4 readable f32 (16 bytes); v128_load has no alignment requirement.
-        unsafe { v128_load(s.as_ptr().cast()) }
     }
 
     /// Lane-wise `fma(a, b, c)` (one rounding), through f64 as `actq::fma_f64` does, two lanes at
@@ -422,14 +439,6 @@ mod simd {
         ]
     }
 
-    /// 16 bytes of `b` from `at`.
-    #[inline(always)]
-    fn ld8(b: &[u8], at: usize) -> v128 {
-        let s = &b[at..at + 16];
-        // SAFETY: `s` is 16 readable bytes; v128_load has no alignment requirement.
-        unsafe { v128_load(s.as_ptr().cast()) }
-    }
-
     /// The four bytes at `at` of each row, as u32 lanes (little-endian).
     #[inline(always)]
     fn words(r: &[&[u8]; LANES], at: usize) -> v128 {
@@ -461,40 +470,30 @@ mod simd {
         let mut sumf = f32x4_splat(0.0);
         for (b, &dy) in dy.iter().enumerate() {
             let at = b * QK;
-            let aq = [ld(a, at), ld(a, at + 8), ld(a, at + 16), ld(a, at + 24)];
-            let dot = |x: &[u8]| {
-                let w = match t {
-                    GgmlType::Q8_0 => {
-                        let (lo, hi) = (ld8(x, b * bs + 2), ld8(x, b * bs + 18));
-                        [
-                            i16x8_extend_low_i8x16(lo),
-                            i16x8_extend_high_i8x16(lo),
-                            i16x8_extend_low_i8x16(hi),
-                            i16x8_extend_high_i8x16(hi),
-                        ]
-                    }
-                    _ => {
-                        let v = ld8(x, b * bs + qs);
-                        let (lo, hi) = (v128_and(v, u8x16_splat(0x0f)), u8x16_shr(v, 4));
-                        let off = i16x8_splat(if t == GgmlType::Q4_0 { -8 } else { 0 });
-                        [
-                            i16x8_add(u16x8_extend_low_u8x16(lo), off),
-                            i16x8_add(u16x8_extend_high_u8x16(lo), off),
-                            i16x8_add(u16x8_extend_low_u8x16(hi), off),
-                            i16x8_add(u16x8_extend_high_u8x16(hi), off),
-                        ]
-                    }
-                };
-                let p0 = i32x4_dot_i16x8(w[0], aq[0]);
-                let p1 = i32x4_dot_i16x8(w[1], aq[1]);
-                let p2 = i32x4_dot_i16x8(w[2], aq[2]);
-                let p3 = i32x4_dot_i16x8(w[3], aq[3]);
-                i32x4_add(i32x4_add(p0, p1), i32x4_add(p2, p3))
+            let aq = block_i16(a, at);
+            let widened = |x: &[u8]| match t {
+                GgmlType::Q8_0 => {
+                    let (lo, hi) = (ld_bytes(x, b * bs + 2), ld_bytes(x, b * bs + 18));
+                    [
+                        i16x8_extend_low_i8x16(lo),
+                        i16x8_extend_high_i8x16(lo),
+                        i16x8_extend_low_i8x16(hi),
+                        i16x8_extend_high_i8x16(hi),
+                    ]
+                }
+                _ => {
+                    let v = ld_bytes(x, b * bs + qs);
+                    let (lo, hi) = (v128_and(v, u8x16_splat(0x0f)), u8x16_shr(v, 4));
+                    let off = i16x8_splat(if t == GgmlType::Q4_0 { -8 } else { 0 });
+                    [
+                        i16x8_add(u16x8_extend_low_u8x16(lo), off),
+                        i16x8_add(u16x8_extend_high_u8x16(lo), off),
+                        i16x8_add(u16x8_extend_low_u8x16(hi), off),
+                        i16x8_add(u16x8_extend_high_u8x16(hi), off),
+                    ]
+                }
             };
-            let (v0, v1, v2, v3) = (dot(r[0]), dot(r[1]), dot(r[2]), dot(r[3]));
-            let t01 = i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(v0, v1), i32x4_shuffle::<2, 6, 3, 7>(v0, v1));
-            let t23 = i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(v2, v3), i32x4_shuffle::<2, 6, 3, 7>(v2, v3));
-            let s = i32x4_add(i32x4_shuffle::<0, 1, 4, 5>(t01, t23), i32x4_shuffle::<2, 3, 6, 7>(t01, t23));
+            let s = lane_sums(core::array::from_fn(|k| block_dot(widened(r[k]), &aq)));
             let s = f32x4_convert_i32x4(s);
             // Each block starts with its f16 scale (then, for Q4_1, its f16 min).
             let head = words(&r, b * bs);
