@@ -17,7 +17,7 @@
 use crate::arch::Arch;
 use crate::float::Float;
 use crate::model::{Config, Model};
-use crate::ops::matvec::{embedding_row, matmul, DenseCache};
+use crate::ops::matvec::{embedding_row, matmul, matmuls, DenseCache};
 use crate::ops::{rmsnorm, rope, rope_tables, silu, softmax};
 use crate::path::{ActivationQuant, AttnScale, Bos, HeadDim, PathSpec, Precision, QkvBias, RopePairing, Softmax};
 use crate::tokenizer::EncodeOptions;
@@ -514,9 +514,8 @@ impl<'m, 'r, F: Float> State<'m, 'r, F> {
             let mut q = zeros(n * qn);
             let mut k = zeros(n * kvn);
             let mut v = zeros(n * kvn);
-            matmul(&mut q, &layer.wq, &xn, proj, acc, plan.rounding, dense)?;
-            matmul(&mut k, &layer.wk, &xn, proj, acc, plan.rounding, dense)?;
-            matmul(&mut v, &layer.wv, &xn, proj, acc, plan.rounding, dense)?;
+            let qkv = &mut [(&mut q[..], &layer.wq), (&mut k[..], &layer.wk), (&mut v[..], &layer.wv)];
+            matmuls(qkv, &xn, proj, acc, plan.rounding, dense)?;
             if path.qkv_bias == QkvBias::Apply {
                 for (out, bias) in [(&mut q, &layer.bq), (&mut k, &layer.bk), (&mut v, &layer.bv)] {
                     if let Some(b) = bias {
@@ -617,8 +616,8 @@ impl<'m, 'r, F: Float> State<'m, 'r, F> {
             rec.stage(id(Stage::FfnNorm), p0, &mut fx, c.hidden)?;
             let mut gate = zeros(n * c.ffn);
             let mut up = zeros(n * c.ffn);
-            matmul(&mut gate, &layer.w_gate, &fx, proj, acc, plan.rounding, dense)?;
-            matmul(&mut up, &layer.w_up, &fx, proj, acc, plan.rounding, dense)?;
+            let gate_up = &mut [(&mut gate[..], &layer.w_gate), (&mut up[..], &layer.w_up)];
+            matmuls(gate_up, &fx, proj, acc, plan.rounding, dense)?;
             rec.stage(id(Stage::FfnGate), p0, &mut gate, c.ffn)?;
             rec.stage(id(Stage::FfnUp), p0, &mut up, c.ffn)?;
             let mut act: Vec<F> = gate.iter().map(|&g| silu(g)).collect();

@@ -64,43 +64,64 @@ pub fn matmul<F: Float>(
     rounding: ActivationQuant,
     cache: &mut DenseCache,
 ) -> Result<()> {
-    let (rows, cols) = (w.rows, w.cols);
+    matmuls(&mut [(out, w)], xs, projection, acc, rounding, cache)
+}
+
+/// [`matmul`] for several weight matrices applied to the same input (q, k and v; gate and up),
+/// `(out, W)` each: one parallel region for all their rows (a decoding step is dozens of small
+/// matmuls, and every region ends with the threads waiting for each other), and with `llama_cpp`
+/// rounding the input rounded once per format. Each output value is the bits [`matmul`] gives.
+pub fn matmuls<F: Float>(
+    jobs: &mut [(&mut [F], &Matrix<'_>)],
+    xs: &[F],
+    projection: Projection,
+    acc: Precision,
+    rounding: ActivationQuant,
+    cache: &mut DenseCache,
+) -> Result<()> {
+    let Some(cols) = jobs.first().map(|(_, w)| w.cols) else { return Ok(()) };
     let n = xs.len().checked_div(cols).unwrap_or(0);
-    debug_assert_eq!((out.len(), xs.len()), (n * rows, n * cols));
-    if n == 0 || rows == 0 {
+    if n == 0 {
         return Ok(());
     }
-    if rounding == ActivationQuant::LlamaCpp && orientation(w, projection) == Projection::Transposed {
-        let (Some(xs), Some(out)) = (F::as_f32s(xs), F::as_f32s_mut(out)) else {
-            return Err(Error::input("activation_quant=llama_cpp computes in f32: use precision=f32"));
-        };
-        return matmul_llama_cpp(out, w, xs, n);
+    for (out, w) in jobs.iter() {
+        if w.cols != cols || out.len() != n * w.rows || xs.len() != n * cols {
+            return Err(Error::input(format!(
+                "{}: a {}x{} matrix cannot map {} inputs to {} outputs",
+                w.name,
+                w.rows,
+                w.cols,
+                xs.len(),
+                out.len()
+            )));
+        }
     }
-    if orientation(w, projection) == Projection::AsStored {
-        let flat = cache.get(w)?;
-        for (o, x) in out.chunks_exact_mut(rows).zip(xs.chunks_exact(cols)) {
-            o.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each_init(
-                || vec![0f32; cols],
-                |column, (ci, chunk)| {
-                    for (k, o) in chunk.iter_mut().enumerate() {
-                        let j = ci * ROWS_PER_TASK + k;
-                        for (i, c) in column.iter_mut().enumerate() {
-                            *c = flat[i * rows + j];
-                        }
-                        *o = F::dot_weights(column, x, acc);
-                    }
-                },
-            );
+    if jobs.iter().any(|(_, w)| orientation(w, projection) != Projection::Transposed) {
+        if let [(out, w)] = jobs {
+            return as_stored(out, w, xs, acc, cache);
+        }
+        for (out, w) in jobs.iter_mut() {
+            matmuls(&mut [(&mut **out, *w)], xs, projection, acc, rounding, cache)?;
         }
         return Ok(());
     }
+    if rounding == ActivationQuant::LlamaCpp {
+        let (Some(xs), Some(outs)) = (
+            F::as_f32s(xs),
+            jobs.iter_mut().map(|(out, w)| Some((F::as_f32s_mut(out)?, *w))).collect::<Option<Vec<_>>>(),
+        ) else {
+            return Err(Error::input("activation_quant=llama_cpp computes in f32: use precision=f32"));
+        };
+        return matmuls_llama_cpp(outs, xs, n);
+    }
     // Each task decodes a row once and dots it with every position.
+    let ws: Vec<&Matrix<'_>> = jobs.iter().map(|(_, w)| *w).collect();
     by_rows(
-        out,
-        rows,
+        jobs.iter_mut().map(|(out, w)| (&mut **out, w.rows)).collect(),
         n,
         || vec![0f32; cols],
-        |r0, row, chunk| {
+        |m, r0, row, chunk| {
+            let w = ws[m];
             for (k, outs) in chunk.chunks_exact_mut(n).enumerate() {
                 quant::fast::dequantize_row_fast(w.ggml_type, w.row(r0 + k), row)?;
                 F::dot_positions(row, xs, outs, acc);
@@ -108,6 +129,28 @@ pub fn matmul<F: Float>(
             Ok(())
         },
     )
+}
+
+/// The orientations that read the bytes across rows (`as_stored`, a square `shape_guess`), on the
+/// matrix decoded whole.
+fn as_stored<F: Float>(out: &mut [F], w: &Matrix<'_>, xs: &[F], acc: Precision, cache: &mut DenseCache) -> Result<()> {
+    let (rows, cols) = (w.rows, w.cols);
+    let flat = cache.get(w)?;
+    for (o, x) in out.chunks_exact_mut(rows).zip(xs.chunks_exact(cols)) {
+        o.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each_init(
+            || vec![0f32; cols],
+            |column, (ci, chunk)| {
+                for (k, o) in chunk.iter_mut().enumerate() {
+                    let j = ci * ROWS_PER_TASK + k;
+                    for (i, c) in column.iter_mut().enumerate() {
+                        *c = flat[i * rows + j];
+                    }
+                    *o = F::dot_weights(column, x, acc);
+                }
+            },
+        );
+    }
+    Ok(())
 }
 
 /// Run `f` on a thread of the rayon pool, the caller waiting (directly when already on one). The
@@ -148,80 +191,106 @@ fn keep_busy(done: &AtomicBool, home: Option<usize>) {
     }
 }
 
-/// Fill `out` (`n` vectors of `rows` values) one weight row at a time, rows split across threads:
-/// `f(r, scratch, outs)` writes the results of rows `r..r + outs.len() / n` for every position into
-/// `outs` (`[row][position]`), with `scratch` a per-task buffer made by `init`; the rows of a call
-/// start at a multiple of `actq_rows::LANES`. With one position `out` is written in place;
-/// otherwise results land `[rows][n]` and are transposed after.
+/// Fill each `(out, rows)` (`n` vectors of `rows` values) one weight row at a time, the rows of all
+/// of them split across threads in one region: `f(m, r, scratch, outs)` writes the results of rows
+/// `r..r + outs.len() / n` of output `m` for every position into `outs` (`[row][position]`), with
+/// `scratch` a per-task buffer made by `init`; the rows of a call start at a multiple of
+/// `actq_rows::LANES`. With one position the outputs are written in place; otherwise results land
+/// `[rows][n]` and are transposed after.
 fn by_rows<F: Float, S>(
-    out: &mut [F],
-    rows: usize,
+    mut outs: Vec<(&mut [F], usize)>,
     n: usize,
     init: impl Fn() -> S + Sync + Send,
-    f: impl Fn(usize, &mut S, &mut [F]) -> Result<()> + Sync,
+    f: impl Fn(usize, usize, &mut S, &mut [F]) -> Result<()> + Sync,
 ) -> Result<()> {
     // About four tasks per thread (at least ROWS_PER_TASK rows each): fewer, larger tasks cost less
     // to hand out (web workers wake slowly). Each value is computed alike whatever the split.
-    let per_task = (rows / (4 * rayon::current_num_threads())).max(ROWS_PER_TASK).next_multiple_of(actq_rows::LANES);
-    let fill = |dst: &mut [F]| {
-        dst.par_chunks_mut(per_task * n)
-            .enumerate()
-            .try_for_each_init(&init, |scratch, (ci, chunk)| f(ci * per_task, scratch, chunk))
-    };
-    if n == 1 {
-        return fill(out);
+    let total: usize = outs.iter().map(|(_, rows)| rows).sum();
+    let per_task = (total / (4 * rayon::current_num_threads())).max(ROWS_PER_TASK).next_multiple_of(actq_rows::LANES);
+    let mut staged: Vec<Vec<F>> = Vec::new();
+    if n > 1 {
+        for (_, rows) in &outs {
+            staged.push(vec![F::ZERO; n * rows]);
+        }
     }
-    let mut tmp = vec![F::ZERO; n * rows];
-    fill(&mut tmp)?;
-    for (r, values) in tmp.chunks_exact(n).enumerate() {
-        for (t, &v) in values.iter().enumerate() {
-            out[t * rows + r] = v;
+    let tasks: Vec<(usize, usize, &mut [F])> = if n == 1 {
+        outs.iter_mut().enumerate().flat_map(|(m, (out, _))| tasks_of(m, out, per_task)).collect()
+    } else {
+        staged.iter_mut().enumerate().flat_map(|(m, tmp)| tasks_of(m, tmp, per_task * n)).collect()
+    };
+    tasks.into_par_iter().try_for_each_init(&init, |scratch, (m, ci, chunk)| f(m, ci * per_task, scratch, chunk))?;
+    for ((out, rows), tmp) in outs.iter_mut().zip(&staged) {
+        for (r, values) in tmp.chunks_exact(n).enumerate() {
+            for (t, &v) in values.iter().enumerate() {
+                out[t * *rows + r] = v;
+            }
         }
     }
     Ok(())
+}
+
+/// Output `m`'s chunks of `len` values, numbered.
+fn tasks_of<F>(m: usize, out: &mut [F], len: usize) -> impl Iterator<Item = (usize, usize, &mut [F])> {
+    out.chunks_mut(len).enumerate().map(move |(ci, chunk)| (m, ci, chunk))
 }
 
 /// llama.cpp's CPU matmul: each input vector rounded to the weight type's dot-product format
 /// once, then every row dotted with it on the blocks (integer products), rows split across threads.
 /// The 32-value block types unpack each row once for all positions (`actq_rows`); the others dot
 /// block by block (`actq::vec_dot`). Both give the bits of `actq::vec_dot_scalar`.
-fn matmul_llama_cpp(out: &mut [f32], w: &Matrix<'_>, xs: &[f32], n: usize) -> Result<()> {
-    let (rows, cols) = (w.rows, w.cols);
-    let t = w.ggml_type;
-    let format = ActFormat::for_weights(t)?;
-    let acts = xs.chunks_exact(cols).map(|x| QuantizedActs::quantize(format, x)).collect::<Result<Vec<_>>>()?;
-    if !actq_rows::supports(t) {
-        return by_rows(
-            out,
-            rows,
-            n,
-            || (),
-            |r0, _, chunk| {
+fn matmuls_llama_cpp(mut jobs: Vec<(&mut [f32], &Matrix<'_>)>, xs: &[f32], n: usize) -> Result<()> {
+    // The input rounded once per format the weights ask for (and widened for the tiles).
+    let mut formats: Vec<(ActFormat, Vec<QuantizedActs>, Option<actq_rows::Inputs>)> = Vec::new();
+    let mut which = Vec::with_capacity(jobs.len());
+    for (_, w) in &jobs {
+        let (t, cols) = (w.ggml_type, w.cols);
+        let format = ActFormat::for_weights(t)?;
+        let i = match formats.iter().position(|(f, _, _)| *f == format) {
+            Some(i) => i,
+            None => {
+                let acts =
+                    xs.chunks_exact(cols).map(|x| QuantizedActs::quantize(format, x)).collect::<Result<Vec<_>>>()?;
+                formats.push((format, acts, None));
+                formats.len() - 1
+            }
+        };
+        let (_, acts, inputs) = &mut formats[i];
+        if let Some(a) = acts.first() {
+            actq::check(t, w.row(0), a)?; // every row has the length of row 0
+        }
+        if actq_rows::supports(t) && inputs.is_none() {
+            *inputs = Some(actq_rows::Inputs::new(acts)?);
+        }
+        which.push(i);
+    }
+    let ws: Vec<&Matrix<'_>> = jobs.iter().map(|(_, w)| *w).collect();
+    by_rows(
+        jobs.iter_mut().map(|(out, w)| (&mut **out, w.rows)).collect(),
+        n,
+        actq_rows::Tile::default,
+        |m, r0, tile, chunk| {
+            let (w, (_, acts, inputs)) = (ws[m], &formats[which[m]]);
+            let t = w.ggml_type;
+            let Some(inputs) = inputs.as_ref().filter(|_| actq_rows::supports(t)) else {
                 for (k, outs) in chunk.chunks_exact_mut(n).enumerate() {
-                    for (o, a) in outs.iter_mut().zip(&acts) {
+                    for (o, a) in outs.iter_mut().zip(acts) {
                         *o = actq::vec_dot(t, w.row(r0 + k), a)?;
                     }
                 }
-                Ok(())
-            },
-        );
-    }
-    let inputs = actq_rows::Inputs::new(&acts)?;
-    if let Some(a) = acts.first() {
-        actq::check(t, w.row(0), a)?; // every row has the length of row 0
-    }
-    by_rows(out, rows, n, actq_rows::Tile::default, |r0, tile, chunk| {
-        for (k, outs) in chunk.chunks_mut(actq_rows::LANES * n).enumerate() {
-            let r = r0 + k * actq_rows::LANES;
-            let mut lanes = [&[][..]; actq_rows::LANES];
-            let used = outs.len() / n;
-            for (l, bytes) in lanes.iter_mut().enumerate().take(used) {
-                *bytes = w.row(r + l);
+                return Ok(());
+            };
+            for (k, outs) in chunk.chunks_mut(actq_rows::LANES * n).enumerate() {
+                let r = r0 + k * actq_rows::LANES;
+                let mut lanes = [&[][..]; actq_rows::LANES];
+                let used = outs.len() / n;
+                for (l, bytes) in lanes.iter_mut().enumerate().take(used) {
+                    *bytes = w.row(r + l);
+                }
+                tile_kernel(t, &lanes[..used], w.cols, tile, inputs, outs);
             }
-            tile_kernel(t, &lanes[..used], cols, tile, &inputs, outs);
-        }
-        Ok(())
-    })
+            Ok(())
+        },
+    )
 }
 
 /// Up to `LANES` weight rows against every position, in the widest build the CPU runs.
@@ -328,5 +397,46 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out2, [3.0, 7.0]);
+    }
+
+    #[test]
+    fn grouped_matmuls_give_the_bits_of_one_matmul_each() {
+        use crate::quant::quantize::quantize_row;
+        let cols = 64;
+        let value = |i: usize| ((i * 7919 % 1009) as f32 / 1009.0 - 0.5) * 2.0;
+        // Odd row counts (not whole tiles), a tile type, a block-by-block type and a float type.
+        let shapes = [(GgmlType::Q4_0, 37), (GgmlType::Q8_0, 10), (GgmlType::F16, 7)];
+        let bytes: Vec<Vec<u8>> = shapes
+            .iter()
+            .enumerate()
+            .map(|(m, &(t, rows))| {
+                let vals: Vec<f32> = (0..rows * cols).map(|i| value(i + 100 * m)).collect();
+                let mut b = Vec::new();
+                quantize_row(t, &vals, &mut b).unwrap();
+                b
+            })
+            .collect();
+        let ws: Vec<Matrix<'_>> = shapes
+            .iter()
+            .zip(&bytes)
+            .map(|(&(ggml_type, rows), data)| Matrix { name: "w", ggml_type, rows, cols, data })
+            .collect();
+        for n in [1, 3] {
+            let xs: Vec<f32> = (0..n * cols).map(|i| value(5 * i + 3)).collect();
+            for rounding in [ActivationQuant::None, ActivationQuant::LlamaCpp] {
+                let mut cache = DenseCache::default();
+                let mut alone: Vec<Vec<f32>> = ws.iter().map(|w| vec![0.0; n * w.rows]).collect();
+                for (out, w) in alone.iter_mut().zip(&ws) {
+                    matmul(out, w, &xs, Projection::Transposed, Precision::F32, rounding, &mut cache).unwrap();
+                }
+                let mut grouped: Vec<Vec<f32>> = ws.iter().map(|w| vec![0.0; n * w.rows]).collect();
+                let mut jobs: Vec<(&mut [f32], &Matrix<'_>)> =
+                    grouped.iter_mut().zip(&ws).map(|(o, w)| (&mut o[..], w)).collect();
+                matmuls(&mut jobs, &xs, Projection::Transposed, Precision::F32, rounding, &mut cache).unwrap();
+                let bits = |v: &Vec<Vec<f32>>| v.iter().flatten().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&grouped), bits(&alone), "n={n} {rounding:?}");
+                assert!(alone.iter().flatten().any(|&x| x != 0.0));
+            }
+        }
     }
 }
