@@ -304,7 +304,7 @@ fn tile_kernel(
     outs: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if avx2::available() {
+    if avx2_available() {
         // SAFETY: the CPU has AVX2, FMA and F16C (checked just above).
         return unsafe { avx2::tile_kernel(t, rows, cols, tile, inputs, outs) };
     }
@@ -318,15 +318,8 @@ fn tile_kernel(
 mod avx2 {
     use super::*;
 
-    /// (The standard library caches what it detects.)
-    pub fn available() -> bool {
-        std::is_x86_feature_detected!("avx2")
-            && std::is_x86_feature_detected!("fma")
-            && std::is_x86_feature_detected!("f16c")
-    }
-
     /// # Safety
-    /// The CPU must support AVX2, FMA and F16C ([`available`]).
+    /// The CPU must support AVX2, FMA and F16C ([`avx2_available`]).
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn tile_kernel(
         t: GgmlType,
@@ -336,8 +329,19 @@ mod avx2 {
         inputs: &actq_rows::Inputs,
         outs: &mut [f32],
     ) {
-        actq_rows::dot_rows(t, rows, cols, tile, inputs, outs);
+        // SAFETY: the caller guarantees AVX2, FMA and F16C.
+        if !unsafe { actq_rows::avx2::dot_one(t, rows, inputs, outs) } {
+            actq_rows::dot_rows(t, rows, cols, tile, inputs, outs);
+        }
     }
+}
+
+/// Whether the CPU runs the AVX2 + FMA + F16C kernels (the standard library caches what it detects).
+#[cfg(target_arch = "x86_64")]
+pub fn avx2_available() -> bool {
+    std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
+        && std::is_x86_feature_detected!("f16c")
 }
 
 /// Row `r` of the embedding, decoded.

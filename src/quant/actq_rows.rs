@@ -322,6 +322,108 @@ pub fn block_sums_scalar(w: &[i16], cols: usize, a: &[i16], sums: &mut [i32]) {
     }
 }
 
+/// The decoding kernel of [`dot_one`] for x86-64 with AVX2, FMA and F16C (chosen at run time by
+/// [`crate::ops::matvec`]): per block each row's 32 quants widened to i16 in one register pair,
+/// `vpmaddwd` with the activations, the four rows' sums transposed into lanes, then the f32 chains
+/// of [`combine`] with one-instruction fused multiply-adds (correctly rounded, so the same bits).
+#[cfg(target_arch = "x86_64")]
+pub mod avx2 {
+    use super::{GgmlType, Inputs, LANES, QK};
+    use core::arch::x86_64::*;
+
+    /// [`super::dot_one`] on x86-64: `false` when the shapes or the type have no direct kernel
+    /// here (the caller then unpacks).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_one(t: GgmlType, rows: &[&[u8]], inputs: &Inputs, outs: &mut [f32]) -> bool {
+        let (bs, qs) = match t {
+            GgmlType::Q4_0 => (18, 2),
+            GgmlType::Q4_1 => (20, 4),
+            GgmlType::Q8_0 => (34, 2),
+            _ => return false,
+        };
+        if inputs.len() != 1 {
+            return false;
+        }
+        let nb = inputs.cols / QK;
+        let (a, dy, sy) = (&inputs.q, &inputs.d, &inputs.s);
+        let Some(&last) = rows.last() else { return false };
+        let r: [&[u8]; LANES] = core::array::from_fn(|k| rows.get(k).copied().unwrap_or(last));
+        if r.iter().any(|x| x.len() < nb * bs)
+            || a.len() < nb * QK
+            || dy.len() < nb
+            || (t == GgmlType::Q4_1 && sy.len() < nb)
+            || outs.len() < rows.len()
+        {
+            return false;
+        }
+        let f16 = |x: &[u8], at: usize| u16::from_le_bytes([x[at], x[at + 1]]) as i16;
+        let mut sumf = _mm_setzero_ps();
+        for b in 0..nb {
+            let at = b * QK;
+            // SAFETY: `a` holds at least `nb * QK` i16 (checked above): 32 readable from `at`.
+            let (a0, a1) = unsafe {
+                (_mm256_loadu_si256(a.as_ptr().add(at).cast()), _mm256_loadu_si256(a.as_ptr().add(at + 16).cast()))
+            };
+            let dot = |x: &[u8]| {
+                let q = b * bs + qs;
+                let (w0, w1) = if t == GgmlType::Q8_0 {
+                    // SAFETY: the row holds `nb` blocks of `bs` bytes (checked above): the 32
+                    // quants from `q` are readable.
+                    let (lo, hi) = unsafe {
+                        (_mm_loadu_si128(x.as_ptr().add(q).cast()), _mm_loadu_si128(x.as_ptr().add(q + 16).cast()))
+                    };
+                    (_mm256_cvtepi8_epi16(lo), _mm256_cvtepi8_epi16(hi))
+                } else {
+                    // SAFETY: as above, the 16 bytes of nibbles from `q` are readable.
+                    let v = unsafe { _mm_loadu_si128(x.as_ptr().add(q).cast()) };
+                    let mask = _mm_set1_epi8(0x0f);
+                    let (lo, hi) = (_mm_and_si128(v, mask), _mm_and_si128(_mm_srli_epi16(v, 4), mask));
+                    let off = _mm256_set1_epi16(if t == GgmlType::Q4_0 { 8 } else { 0 });
+                    (_mm256_sub_epi16(_mm256_cvtepu8_epi16(lo), off), _mm256_sub_epi16(_mm256_cvtepu8_epi16(hi), off))
+                };
+                _mm256_add_epi32(_mm256_madd_epi16(w0, a0), _mm256_madd_epi16(w1, a1))
+            };
+            // Transpose-add: lane k of `s` is the sum of row k's eight partial sums.
+            let h01 = _mm256_hadd_epi32(dot(r[0]), dot(r[1]));
+            let h23 = _mm256_hadd_epi32(dot(r[2]), dot(r[3]));
+            let h = _mm256_hadd_epi32(h01, h23);
+            let s = _mm_cvtepi32_ps(_mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+            // Each block starts with its f16 scale (then, for Q4_1, its f16 min).
+            let o = b * bs;
+            let dx = _mm_cvtph_ps(_mm_setr_epi16(f16(r[0], o), f16(r[1], o), f16(r[2], o), f16(r[3], o), 0, 0, 0, 0));
+            let dyb = _mm_set1_ps(dy[b]);
+            sumf = match t {
+                GgmlType::Q4_0 => _mm_fmadd_ps(_mm_mul_ps(s, dx), dyb, sumf),
+                GgmlType::Q8_0 => _mm_fmadd_ps(s, _mm_mul_ps(dx, dyb), sumf),
+                _ => {
+                    let mx = _mm_cvtph_ps(_mm_setr_epi16(
+                        f16(r[0], o + 2),
+                        f16(r[1], o + 2),
+                        f16(r[2], o + 2),
+                        f16(r[3], o + 2),
+                        0,
+                        0,
+                        0,
+                        0,
+                    ));
+                    let m = _mm_mul_ps(mx, _mm_set1_ps(sy[b]));
+                    _mm_add_ps(sumf, _mm_fmadd_ps(_mm_mul_ps(dx, dyb), s, m))
+                }
+            };
+        }
+        let mut lanes = [0f32; LANES];
+        // SAFETY: `lanes` is 4 writable f32; _mm_storeu_ps has no alignment requirement.
+        unsafe { _mm_storeu_ps(lanes.as_mut_ptr(), sumf) };
+        for (o, v) in outs.iter_mut().zip(lanes).take(rows.len()) {
+            *o = v;
+        }
+        true
+    }
+}
+
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd {
     use super::{GgmlType, LANES, QK};
@@ -600,6 +702,20 @@ mod tests {
                             want.to_bits(),
                             "{t} {blocks} blocks, row {k}, position {p}"
                         );
+                    }
+                }
+                #[cfg(target_arch = "x86_64")]
+                if crate::ops::matvec::avx2_available() {
+                    let one = Inputs::new(&acts[..1]).unwrap();
+                    let mut direct = vec![f32::NAN; used];
+                    // SAFETY: the CPU has AVX2, FMA and F16C (checked just above).
+                    if unsafe { avx2::dot_one(t, &refs, &one, &mut direct) } {
+                        for (k, row) in rows.iter().enumerate() {
+                            let want = vec_dot_scalar(t, row, &acts[0]).unwrap();
+                            assert_eq!(direct[k].to_bits(), want.to_bits(), "avx2 {t} {blocks} blocks, row {k}");
+                        }
+                    } else {
+                        assert!(!matches!(t, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0), "{t}");
                     }
                 }
                 let mut scalar = vec![0i32; LANES * blocks];
