@@ -18,11 +18,12 @@ use crate::arch::Arch;
 use crate::float::Float;
 use crate::model::{Config, Model};
 use crate::ops::matvec::{embedding_row, matmul, matmuls, DenseCache};
-use crate::ops::{rmsnorm, rope, rope_tables, silu, softmax};
+use crate::ops::{each_row, rmsnorm, rope, rope_tables, silu, softmax};
 use crate::path::{ActivationQuant, AttnScale, Bos, HeadDim, PathSpec, Precision, QkvBias, RopePairing, Softmax};
 use crate::tokenizer::EncodeOptions;
 use crate::trace::{Capture, Stage, StageId, StageStats, Trace};
 use crate::{Error, Result};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Where a run takes activations from a reference trace.
@@ -336,6 +337,11 @@ struct Recorder<'r> {
 }
 
 impl Recorder<'_> {
+    /// Whether an injection replaces any of the attention's inner stages (scores, softmax, kqv).
+    fn injects_attention(&self) -> bool {
+        self.inject.is_some_and(|i| [Stage::Kq, Stage::KqSoftmax, Stage::Kqv].iter().any(|&s| i.mode.covers(s)))
+    }
+
     /// Stage `id` for positions `first..`: `xs` holds one vector of `n` values per position.
     fn stage<F: Float>(&mut self, id: StageId, first: usize, xs: &mut [F], n: usize) -> Result<()> {
         for (i, x) in xs.chunks_exact_mut(n.max(1)).enumerate() {
@@ -505,9 +511,9 @@ impl<'m, 'r, F: Float> State<'m, 'r, F> {
 
             // 1. Attention RMSNorm.                                                  [n, hidden]
             let mut xn = zeros(n * c.hidden);
-            for (o, xi) in xn.chunks_exact_mut(c.hidden).zip(x.chunks_exact(c.hidden)) {
-                rmsnorm(o, xi, &layer.attn_norm, plan.eps, placement, acc);
-            }
+            each_row(&mut xn, c.hidden, |i, o| {
+                rmsnorm(o, &x[i * c.hidden..(i + 1) * c.hidden], &layer.attn_norm, plan.eps, placement, acc);
+            });
             rec.stage(id(Stage::AttnNorm), p0, &mut xn, c.hidden)?;
 
             // 2. Projections q = Wq xn, k = Wk xn, v = Wv xn (+ Qwen2 biases).   [n, heads * hd], [n, kv * hd]
@@ -556,12 +562,9 @@ impl<'m, 'r, F: Float> State<'m, 'r, F> {
             let (keys, values) = (&self.cache_k[l], &self.cache_v[l]);
 
             // 6-8. Attention, one query position at a time: it sees keys 0..=pos (causal).
-            let mut kqv = zeros(n * qn);
-            for i in 0..n {
-                let pos = p0 + i;
-                let n_keys = pos + 1;
-
-                // 6. Scores: head h reads KV head h / group; scaled by 1/sqrt(hd).    [heads, pos + 1]
+            // 6. Scores: head h reads KV head h / group; scaled by 1/sqrt(hd).    [heads, pos + 1]
+            let scores = |i: usize| {
+                let n_keys = p0 + i + 1;
                 let mut kq = zeros(nh * n_keys);
                 for h in 0..nh {
                     let g = h / group;
@@ -577,16 +580,17 @@ impl<'m, 'r, F: Float> State<'m, 'r, F> {
                         kq[h * n_keys + u] = s;
                     }
                 }
-                rec.one(id(Stage::Kq), pos, &mut kq)?;
-
-                // 7. Softmax over the keys.
+                kq
+            };
+            // 7. Softmax over the keys.
+            let normalize = |kq: &mut [F], n_keys: usize| {
                 for row in kq.chunks_exact_mut(n_keys) {
                     softmax(row, path.softmax == Softmax::MaxSubtracted, acc);
                 }
-                rec.one(id(Stage::KqSoftmax), pos, &mut kq)?;
-
-                // 8. Weighted sum of the values, heads merged.                          [heads * hd]
-                let out = &mut kqv[i * qn..(i + 1) * qn];
+            };
+            // 8. Weighted sum of the values, heads merged.                          [heads * hd]
+            let weighted = |kq: &[F], out: &mut [F]| {
+                let n_keys = kq.len() / nh;
                 let mut column = zeros(n_keys);
                 for h in 0..nh {
                     let g = h / group;
@@ -598,7 +602,47 @@ impl<'m, 'r, F: Float> State<'m, 'r, F> {
                         out[h * hd + d] = F::dot(p, &column, acc);
                     }
                 }
-                rec.one(id(Stage::Kqv), pos, out)?;
+            };
+            let mut kqv = zeros(n * qn);
+            if n == 1 || rec.injects_attention() {
+                // In order, each stage recorded (and maybe replaced) before the next reads it.
+                for (i, out) in kqv.chunks_exact_mut(qn).enumerate() {
+                    let pos = p0 + i;
+                    let mut kq = scores(i);
+                    rec.one(id(Stage::Kq), pos, &mut kq)?;
+                    normalize(&mut kq, pos + 1);
+                    rec.one(id(Stage::KqSoftmax), pos, &mut kq)?;
+                    weighted(&kq, out);
+                    rec.one(id(Stage::Kqv), pos, out)?;
+                }
+            } else {
+                // The positions split across threads, a bounded chunk at a time (their score
+                // matrices are kept until recorded, in order).
+                let keep_scores = rec.trace.keeps_values(id(Stage::Kq)) || rec.trace.keeps_stats(id(Stage::Kq));
+                let chunk = ((1 << 20) / (nh * (p0 + n)).max(1)).clamp(1, n);
+                for (ci, outs) in kqv.chunks_mut(chunk * qn).enumerate() {
+                    let first = ci * chunk;
+                    let mut done: Vec<(Option<Vec<F>>, Vec<F>)> = outs
+                        .par_chunks_exact_mut(qn)
+                        .enumerate()
+                        .map(|(j, out)| {
+                            let i = first + j;
+                            let mut kq = scores(i);
+                            let raw = keep_scores.then(|| kq.clone());
+                            normalize(&mut kq, p0 + i + 1);
+                            weighted(&kq, out);
+                            (raw, kq)
+                        })
+                        .collect();
+                    for (j, ((raw, soft), out)) in done.iter_mut().zip(outs.chunks_exact_mut(qn)).enumerate() {
+                        let pos = p0 + first + j;
+                        if let Some(raw) = raw {
+                            rec.one(id(Stage::Kq), pos, raw)?;
+                        }
+                        rec.one(id(Stage::KqSoftmax), pos, soft)?;
+                        rec.one(id(Stage::Kqv), pos, out)?;
+                    }
+                }
             }
 
             // 9. Output projection and the first residual.                             [n, hidden]
@@ -610,9 +654,9 @@ impl<'m, 'r, F: Float> State<'m, 'r, F> {
 
             // 10. FFN RMSNorm, then SwiGLU: down(silu(gate(x)) * up(x)).              [n, ffn] -> [n, hidden]
             let mut fx = zeros(n * c.hidden);
-            for (o, xi) in fx.chunks_exact_mut(c.hidden).zip(ffn_inp.chunks_exact(c.hidden)) {
-                rmsnorm(o, xi, &layer.ffn_norm, plan.eps, placement, acc);
-            }
+            each_row(&mut fx, c.hidden, |i, o| {
+                rmsnorm(o, &ffn_inp[i * c.hidden..(i + 1) * c.hidden], &layer.ffn_norm, plan.eps, placement, acc);
+            });
             rec.stage(id(Stage::FfnNorm), p0, &mut fx, c.hidden)?;
             let mut gate = zeros(n * c.ffn);
             let mut up = zeros(n * c.ffn);
@@ -620,9 +664,12 @@ impl<'m, 'r, F: Float> State<'m, 'r, F> {
             matmuls(gate_up, &fx, proj, acc, plan.rounding, dense)?;
             rec.stage(id(Stage::FfnGate), p0, &mut gate, c.ffn)?;
             rec.stage(id(Stage::FfnUp), p0, &mut up, c.ffn)?;
-            let mut act: Vec<F> = gate.iter().map(|&g| silu(g)).collect();
+            let mut act = gate;
+            each_row(&mut act, c.ffn, |_, row| row.iter_mut().for_each(|g| *g = silu(*g)));
             rec.stage(id(Stage::FfnSilu), p0, &mut act, c.ffn)?;
-            act.iter_mut().zip(&up).for_each(|(a, &u)| *a = *a * u);
+            each_row(&mut act, c.ffn, |i, row| {
+                row.iter_mut().zip(&up[i * c.ffn..]).for_each(|(a, &u)| *a = *a * u);
+            });
             rec.stage(id(Stage::FfnAct), p0, &mut act, c.ffn)?;
             let mut ffn_out = zeros(n * c.hidden);
             matmul(&mut ffn_out, &layer.w_down, &act, proj, acc, plan.rounding, dense)?;
@@ -635,9 +682,9 @@ impl<'m, 'r, F: Float> State<'m, 'r, F> {
 
         // Final RMSNorm and the output projection (the embedding when tied).          [n, vocab]
         let mut xn = zeros(n * c.hidden);
-        for (o, xi) in xn.chunks_exact_mut(c.hidden).zip(x.chunks_exact(c.hidden)) {
-            rmsnorm(o, xi, &w.output_norm, plan.eps, placement, acc);
-        }
+        each_row(&mut xn, c.hidden, |i, o| {
+            rmsnorm(o, &x[i * c.hidden..(i + 1) * c.hidden], &w.output_norm, plan.eps, placement, acc);
+        });
         rec.stage(StageId::global(Stage::ResultNorm), p0, &mut xn, c.hidden)?;
         let from = if self.last_only { n - 1 } else { 0 };
         let mut logits = zeros((n - from) * c.vocab);

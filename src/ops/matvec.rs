@@ -219,12 +219,13 @@ fn by_rows<F: Float, S>(
         staged.iter_mut().enumerate().flat_map(|(m, tmp)| tasks_of(m, tmp, per_task * n)).collect()
     };
     tasks.into_par_iter().try_for_each_init(&init, |scratch, (m, ci, chunk)| f(m, ci * per_task, scratch, chunk))?;
+    // Back to `[position][row]`, the positions split across threads.
     for ((out, rows), tmp) in outs.iter_mut().zip(&staged) {
-        for (r, values) in tmp.chunks_exact(n).enumerate() {
-            for (t, &v) in values.iter().enumerate() {
-                out[t * *rows + r] = v;
+        out.par_chunks_exact_mut((*rows).max(1)).enumerate().for_each(|(t, out)| {
+            for (r, o) in out.iter_mut().enumerate() {
+                *o = tmp[r * n + t];
             }
-        }
+        });
     }
     Ok(())
 }
@@ -248,8 +249,11 @@ fn matmuls_llama_cpp(mut jobs: Vec<(&mut [f32], &Matrix<'_>)>, xs: &[f32], n: us
         let i = match formats.iter().position(|(f, _, _)| *f == format) {
             Some(i) => i,
             None => {
-                let acts =
-                    xs.chunks_exact(cols).map(|x| QuantizedActs::quantize(format, x)).collect::<Result<Vec<_>>>()?;
+                // One position per task: each is rounded alike whichever thread runs it.
+                let acts = xs
+                    .par_chunks_exact(cols.max(1))
+                    .map(|x| QuantizedActs::quantize(format, x))
+                    .collect::<Result<Vec<_>>>()?;
                 formats.push((format, acts, None));
                 formats.len() - 1
             }

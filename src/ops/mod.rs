@@ -8,6 +8,17 @@ pub mod simd;
 
 use crate::float::Float;
 use crate::path::{EpsPlacement, Precision, RopePairing};
+use rayon::prelude::*;
+
+/// `f(i, row)` for each row `i` of `len` values of `out`, the rows split across threads when there
+/// are several (a prompt's positions): a row is computed alike whichever thread runs it.
+pub fn each_row<T: Send>(out: &mut [T], len: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
+    if out.len() > len {
+        out.par_chunks_exact_mut(len.max(1)).enumerate().for_each(|(i, row)| f(i, row));
+    } else {
+        out.chunks_exact_mut(len.max(1)).enumerate().for_each(|(i, row)| f(i, row));
+    }
+}
 
 /// `sum xs`, accumulated in f32 (sequentially) or f64.
 pub fn sum<F: Float>(xs: &[F], accumulate: Precision) -> F {

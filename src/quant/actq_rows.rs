@@ -19,6 +19,7 @@ use super::actq::{fma, ActFormat, QuantizedActs};
 use super::blocks::{f16_le, BlockIq4Nl, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, KVALUES_IQ4NL, QK};
 use crate::ggml::GgmlType;
 use crate::{Error, Result};
+use rayon::prelude::*;
 
 /// Whether rows of `t` go through this module.
 pub fn supports(t: GgmlType) -> bool {
@@ -43,28 +44,40 @@ impl Inputs {
     /// # Errors
     /// An activation vector of another format or length.
     pub fn new(acts: &[QuantizedActs]) -> Result<Inputs> {
-        let cols = acts.first().map_or(0, QuantizedActs::len);
-        let mut out = Inputs { cols, ..Inputs::default() };
-        let nb = cols / QK;
-        out.q.reserve(acts.len() * cols);
-        out.d.reserve(acts.len() * nb);
+        let Some(first) = acts.first() else { return Ok(Inputs::default()) };
+        let (cols, format) = (first.len(), first.format());
         for a in acts {
-            if a.len() != cols || !matches!(a.format(), ActFormat::Q8_0 | ActFormat::Q8_1) {
+            if a.len() != cols || a.format() != format || !matches!(format, ActFormat::Q8_0 | ActFormat::Q8_1) {
                 return Err(Error::input(format!(
-                    "{} activations of {} values cannot be batched here",
+                    "{} activations of {} values cannot be batched with {format} ones of {cols}",
                     a.format(),
                     a.len()
                 )));
             }
-            let with_sum = a.format() == ActFormat::Q8_1;
-            let size = a.format().block_bytes();
-            for block in a.bytes().chunks_exact(size) {
-                out.d.push(f16_le([block[0], block[1]]));
-                if with_sum {
-                    out.s.push(f16_le([block[2], block[3]]));
+        }
+        let nb = cols / QK;
+        if nb == 0 {
+            return Ok(Inputs { cols, ..Inputs::default() });
+        }
+        let n = acts.len();
+        let mut out = Inputs { cols, q: vec![0; n * cols], d: vec![0.0; n * nb], s: vec![0.0; n * nb] };
+        let size = format.block_bytes();
+        // One position per task (each widened alike whichever thread runs it).
+        let positions = out.q.par_chunks_exact_mut(cols).zip(out.d.par_chunks_exact_mut(nb));
+        positions.zip(out.s.par_chunks_exact_mut(nb)).zip(acts).for_each(|(((q, d), s), a)| {
+            let blocks = a.bytes().chunks_exact(size).zip(q.chunks_exact_mut(QK));
+            for (b, (block, q)) in blocks.enumerate() {
+                d[b] = f16_le([block[0], block[1]]);
+                if format == ActFormat::Q8_1 {
+                    s[b] = f16_le([block[2], block[3]]);
                 }
-                out.q.extend(block[size - QK..].iter().map(|&q| i16::from(q as i8)));
+                for (q, &v) in q.iter_mut().zip(&block[size - QK..]) {
+                    *q = i16::from(v as i8);
+                }
             }
+        });
+        if format != ActFormat::Q8_1 {
+            out.s = Vec::new();
         }
         Ok(out)
     }
