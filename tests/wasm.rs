@@ -537,6 +537,51 @@ fn fma_through_f64_matches_libm_in_the_browser() {
     }
 }
 
+/// Every f16 bit pattern as a block's scale (and, for Q4_1, its min): the decoding kernels' own
+/// f16 conversion (signs, subnormals, zeros, infinities, NaNs) and the tiles give
+/// `vec_dot_scalar`'s results (its bits; NaN where it is NaN).
+#[wasm_bindgen_test]
+fn llama_cpp_kernels_take_every_f16_scale_in_the_browser() {
+    use paritylab::ggml::GgmlType;
+    use paritylab::quant::actq::{vec_dot_scalar, ActFormat, QuantizedActs};
+    use paritylab::quant::actq_rows::{dot_one, dot_tile, unpack_rows, Inputs, Tile};
+    let mut state = 7u64;
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as u32
+    };
+    let same = |got: f32, want: f32| got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan());
+    for t in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+        let x: Vec<f32> = (0..32).map(|_| (next() % 2001) as f32 / 1000.0 - 1.0).collect();
+        let acts = QuantizedActs::quantize(ActFormat::for_weights(t).unwrap(), &x).unwrap();
+        let inputs = Inputs::new(std::slice::from_ref(&acts)).unwrap();
+        let mut tile = Tile::default();
+        for first in (0..=u16::MAX).step_by(4) {
+            let rows: Vec<Vec<u8>> = (0..4u16)
+                .map(|k| {
+                    let mut bytes: Vec<u8> = (0..t.type_size()).map(|_| next() as u8).collect();
+                    bytes[..2].copy_from_slice(&(first + k).to_le_bytes());
+                    if t == GgmlType::Q4_1 {
+                        bytes[2..4].copy_from_slice(&(!(first + k)).rotate_left(5).to_le_bytes());
+                    }
+                    bytes
+                })
+                .collect();
+            let refs: Vec<&[u8]> = rows.iter().map(Vec::as_slice).collect();
+            let mut direct = [0f32; 4];
+            assert!(dot_one(t, &refs, &inputs, &mut direct), "{t} has a direct kernel");
+            unpack_rows(t, &refs, 32, &mut tile);
+            let mut tiled = [0f32; 4];
+            dot_tile(t, &mut tile, &inputs, &mut tiled);
+            for (k, row) in rows.iter().enumerate() {
+                let want = vec_dot_scalar(t, row, &acts).unwrap();
+                assert!(same(direct[k], want), "{t} scale {:#06x}: {} != {want}", first as usize + k, direct[k]);
+                assert!(same(tiled[k], want), "{t} scale {:#06x} (tile): {} != {want}", first as usize + k, tiled[k]);
+            }
+        }
+    }
+}
+
 /// The llama.cpp matmul's tile kernels (`actq_rows`: SIMD128 unpacking, block sums and the
 /// lane-wise f32 chains with their fused multiply-adds through f64) give `vec_dot_scalar`'s bits
 /// for every (row, position) in the browser: every 32-value block type, odd block counts, tiles of

@@ -106,6 +106,9 @@ pub struct Tile {
     d: Vec<f32>,
     m: Vec<f32>,
     sums: Vec<i32>,
+    /// A second position's block sums (two positions per pass).
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    sums2: Vec<i32>,
 }
 
 /// Unpack `rows` (1 to [`LANES`] rows of `t`, whole blocks of `cols` values: the caller checked
@@ -217,15 +220,46 @@ pub fn dot_tile(t: GgmlType, tile: &mut Tile, inputs: &Inputs, outs: &mut [f32])
     if n == 0 || tile.cols != cols {
         return;
     }
-    for p in 0..n {
-        block_sums(&tile.q, cols, &inputs.q[p * cols..(p + 1) * cols], &mut tile.sums);
+    // Two positions per pass where the build has a kernel for it; the rest one at a time.
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    let p = pairs(t, tile, inputs, outs);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    let p = 0;
+    for p in p..n {
+        let a = &inputs.q[p * cols..(p + 1) * cols];
         let dy = &inputs.d[p * nb..(p + 1) * nb];
         let sy = inputs.s.get(p * nb..(p + 1) * nb).unwrap_or(&[]);
+        block_sums(&tile.q, cols, a, &mut tile.sums);
         let sumf = combine(t, &tile.sums, &tile.d, &tile.m, dy, sy);
         for (k, &v) in sumf.iter().enumerate().take(outs.len() / n) {
             outs[k * n + p] = v;
         }
     }
+}
+
+/// [`dot_tile`] for the positions two by two, each weight block loaded once for both; returns
+/// how many positions it did.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+fn pairs(t: GgmlType, tile: &mut Tile, inputs: &Inputs, outs: &mut [f32]) -> usize {
+    let (cols, n) = (inputs.cols, inputs.len());
+    let nb = cols / QK;
+    tile.sums2.resize(tile.sums.len(), 0);
+    let mut p = 0;
+    while p + 2 <= n {
+        simd::block_sums2(&tile.q, cols, &inputs.q[p * cols..(p + 2) * cols], &mut tile.sums, &mut tile.sums2);
+        for (j, sums) in [&tile.sums, &tile.sums2].into_iter().enumerate() {
+            let q = p + j;
+            let dy = &inputs.d[q * nb..(q + 1) * nb];
+            let sy = inputs.s.get(q * nb..(q + 1) * nb).unwrap_or(&[]);
+            let sumf = combine(t, sums, &tile.d, &tile.m, dy, sy);
+            for (k, &v) in sumf.iter().enumerate().take(outs.len() / n) {
+                outs[k * n + q] = v;
+            }
+        }
+        p += 2;
+    }
+    p
 }
 
 /// Decoding (one position): up to [`LANES`] rows of `t` dotted with `inputs` straight from their
@@ -475,6 +509,27 @@ mod simd {
         [ld(v, at), ld(v, at + 8), ld(v, at + 16), ld(v, at + 24)]
     }
 
+    /// [`block_sums`] of two consecutive positions (`a`: `2 * cols` values), each weight block
+    /// loaded once for both.
+    pub fn block_sums2(w: &[i16], cols: usize, a: &[i16], sums0: &mut [i32], sums1: &mut [i32]) {
+        for b in 0..cols / QK {
+            let at = b * QK;
+            let (a0, a1) = (block_i16(a, at), block_i16(a, cols + at));
+            let mut s0 = [i32x4_splat(0); LANES];
+            let mut s1 = [i32x4_splat(0); LANES];
+            for k in 0..LANES {
+                let wk = block_i16(&w[k * cols + at..k * cols + at + QK], 0);
+                s0[k] = block_dot(wk, &a0);
+                s1[k] = block_dot(wk, &a1);
+            }
+            for (s, out) in [(s0, &mut *sums0), (s1, &mut *sums1)] {
+                let out = &mut out[b * LANES..(b + 1) * LANES];
+                // SAFETY: `out` is 4 writable i32 (16 bytes); v128_store has no alignment requirement.
+                unsafe { v128_store(out.as_mut_ptr().cast(), lane_sums(s)) };
+            }
+        }
+    }
+
     pub fn block_sums(w: &[i16], cols: usize, a: &[i16], sums: &mut [i32]) {
         for b in 0..a.len() / QK {
             let at = b * QK;
@@ -489,19 +544,20 @@ mod simd {
     }
 
     /// Lane-wise `fma(a, b, c)` (one rounding), through f64 as `actq::fma_f64` does, two lanes at
-    /// a time; when any lane could round differently that way (its f64 sum on an f32 midpoint, or
-    /// a sum below the smallest normal f32, zero included), all four go through the scalar `fma`.
+    /// a time; when any lane could round differently that way (its f64 sum on an f32 midpoint: the
+    /// 29 low bits of its mantissa `1 << 28`; or a result at most the smallest normal f32, zero
+    /// included), all four go through the scalar `fma`.
     #[inline(always)]
     fn fma4(a: v128, b: v128, c: v128) -> v128 {
         let high = |v: v128| f64x2_promote_low_f32x4(i32x4_shuffle::<2, 3, 2, 3>(v, v));
         let low = f64x2_promote_low_f32x4;
         let r_lo = f64x2_add(f64x2_mul(low(a), low(b)), low(c));
         let r_hi = f64x2_add(f64x2_mul(high(a), high(b)), high(c));
-        let suspect = |r: v128| {
-            let halfway = i64x2_eq(v128_and(r, i64x2_splat(0x1fff_ffff)), i64x2_splat(0x1000_0000));
-            v128_or(halfway, f64x2_lt(f64x2_abs(r), f64x2_splat(f64::from(f32::MIN_POSITIVE))))
-        };
-        if v128_any_true(v128_or(suspect(r_lo), suspect(r_hi))) {
+        let r = i32x4_shuffle::<0, 1, 4, 5>(f32x4_demote_f64x2_zero(r_lo), f32x4_demote_f64x2_zero(r_hi));
+        let low_words = i32x4_shuffle::<0, 2, 4, 6>(r_lo, r_hi);
+        let halfway = i32x4_eq(v128_and(low_words, i32x4_splat(0x1fff_ffff)), i32x4_splat(0x1000_0000));
+        let tiny = f32x4_le(f32x4_abs(r), f32x4_splat(f32::MIN_POSITIVE));
+        if v128_any_true(v128_or(halfway, tiny)) {
             let lane = |v: v128, k: usize| match k {
                 0 => f32x4_extract_lane::<0>(v),
                 1 => f32x4_extract_lane::<1>(v),
@@ -511,47 +567,48 @@ mod simd {
             let r: [f32; 4] = core::array::from_fn(|k| super::fma(lane(a, k), lane(b, k), lane(c, k)));
             return f32x4(r[0], r[1], r[2], r[3]);
         }
-        i32x4_shuffle::<0, 1, 4, 5>(f32x4_demote_f64x2_zero(r_lo), f32x4_demote_f64x2_zero(r_hi))
+        r
+    }
+
+    /// One block's step of the f32 chains of [`super::combine`] (the module documentation of
+    /// `actq`): `s` the four rows' exact block sums as f32, `dx` / `mx` their scales and mins,
+    /// `dy` / `sy` the activation block's scale and scaled sum.
+    #[inline(always)]
+    fn step(t: GgmlType, sumf: v128, s: v128, dx: v128, mx: v128, dy: f32, sy: f32) -> v128 {
+        match t {
+            GgmlType::Q4_0 => fma4(f32x4_mul(s, dx), f32x4_splat(dy), sumf),
+            GgmlType::Q5_0 | GgmlType::Q8_0 => fma4(s, f32x4_mul(dx, f32x4_splat(dy)), sumf),
+            GgmlType::IQ4_NL => fma4(s, f32x4_mul(f32x4_splat(dy), dx), sumf),
+            GgmlType::Q4_1 | GgmlType::Q5_1 => {
+                let d = f32x4_mul(dx, f32x4_splat(dy));
+                let m = f32x4_mul(mx, f32x4_splat(sy));
+                f32x4_add(sumf, fma4(d, s, m))
+            }
+            _ => f32x4_splat(f32::NAN),
+        }
+    }
+
+    fn lanes(v: v128) -> [f32; LANES] {
+        [f32x4_extract_lane::<0>(v), f32x4_extract_lane::<1>(v), f32x4_extract_lane::<2>(v), f32x4_extract_lane::<3>(v)]
     }
 
     pub fn combine(t: GgmlType, sums: &[i32], dx: &[f32], mx: &[f32], dy: &[f32], sy: &[f32]) -> [f32; LANES] {
+        if !super::supports(t) {
+            return [f32::NAN; LANES];
+        }
         let mut sumf = f32x4_splat(0.0);
         let ints = |b: usize| {
             let s = &sums[b * LANES..(b + 1) * LANES];
             // SAFETY: `s` is 4 readable i32 (16 bytes); v128_load has no alignment requirement.
             f32x4_convert_i32x4(unsafe { v128_load(s.as_ptr().cast()) })
         };
-        match t {
-            GgmlType::Q4_0 => {
-                for (b, &dy) in dy.iter().enumerate() {
-                    sumf = fma4(f32x4_mul(ints(b), ldf(dx, b * LANES)), f32x4_splat(dy), sumf);
-                }
-            }
-            GgmlType::Q5_0 | GgmlType::Q8_0 => {
-                for (b, &dy) in dy.iter().enumerate() {
-                    sumf = fma4(ints(b), f32x4_mul(ldf(dx, b * LANES), f32x4_splat(dy)), sumf);
-                }
-            }
-            GgmlType::IQ4_NL => {
-                for (b, &dy) in dy.iter().enumerate() {
-                    sumf = fma4(ints(b), f32x4_mul(f32x4_splat(dy), ldf(dx, b * LANES)), sumf);
-                }
-            }
-            GgmlType::Q4_1 | GgmlType::Q5_1 => {
-                for (b, (&dy, &sy)) in dy.iter().zip(sy).enumerate() {
-                    let d = f32x4_mul(ldf(dx, b * LANES), f32x4_splat(dy));
-                    let m = f32x4_mul(ldf(mx, b * LANES), f32x4_splat(sy));
-                    sumf = f32x4_add(sumf, fma4(d, ints(b), m));
-                }
-            }
-            _ => sumf = f32x4_splat(f32::NAN),
+        let with_min = matches!(t, GgmlType::Q4_1 | GgmlType::Q5_1);
+        for (b, &dyb) in dy.iter().enumerate() {
+            let mx = if with_min { ldf(mx, b * LANES) } else { f32x4_splat(0.0) };
+            let syb = if with_min { sy[b] } else { 0.0 };
+            sumf = step(t, sumf, ints(b), ldf(dx, b * LANES), mx, dyb, syb);
         }
-        [
-            f32x4_extract_lane::<0>(sumf),
-            f32x4_extract_lane::<1>(sumf),
-            f32x4_extract_lane::<2>(sumf),
-            f32x4_extract_lane::<3>(sumf),
-        ]
+        lanes(sumf)
     }
 
     /// The four bytes at `at` of each row, as u32 lanes (little-endian).
@@ -612,23 +669,31 @@ mod simd {
             let s = f32x4_convert_i32x4(s);
             // Each block starts with its f16 scale (then, for Q4_1, its f16 min).
             let head = words(&r, b * bs);
-            let dx = f16x4_to_f32(v128_and(head, u32x4_splat(0xffff)));
-            sumf = match t {
-                GgmlType::Q4_0 => fma4(f32x4_mul(s, dx), f32x4_splat(dy), sumf),
-                GgmlType::Q8_0 => fma4(s, f32x4_mul(dx, f32x4_splat(dy)), sumf),
-                _ => {
-                    let d = f32x4_mul(dx, f32x4_splat(dy));
-                    let m = f32x4_mul(f16x4_to_f32(u32x4_shr(head, 16)), f32x4_splat(sy[b]));
-                    f32x4_add(sumf, fma4(d, s, m))
-                }
-            };
+            let (dx, mx) = if t == GgmlType::Q4_1 { f16_pairs(head) } else { (f16_pairs(head).0, f32x4_splat(0.0)) };
+            sumf = step(t, sumf, s, dx, mx, dy, sy.get(b).copied().unwrap_or(0.0));
         }
-        Some([
-            f32x4_extract_lane::<0>(sumf),
-            f32x4_extract_lane::<1>(sumf),
-            f32x4_extract_lane::<2>(sumf),
-            f32x4_extract_lane::<3>(sumf),
-        ])
+        Some(lanes(sumf))
+    }
+
+    /// The f16 in the low and in the high half of each u32 lane, as f32: the half placed at the
+    /// top of the lane, shifted arithmetically so its exponent and mantissa land where an f32's
+    /// are (the sign stays on top), then scaled by 2^112 (exact: bias 15 -> 127, subnormals
+    /// become normals). Infinities and NaNs go through `f16x4_to_f32`.
+    #[inline(always)]
+    fn f16_pairs(head: v128) -> (v128, v128) {
+        let convert = |top: v128| {
+            let bits = v128_and(i32x4_shr(top, 3), u32x4_splat(0x8fff_e000));
+            f32x4_mul(bits, f32x4_splat(f32::from_bits(0x7780_0000))) // 2^112
+        };
+        let exponents = v128_and(head, u32x4_splat(0x7c00_7c00));
+        let special = v128_or(
+            i32x4_eq(v128_and(exponents, u32x4_splat(0x7c00)), u32x4_splat(0x7c00)),
+            i32x4_eq(v128_and(exponents, u32x4_splat(0x7c00_0000)), u32x4_splat(0x7c00_0000)),
+        );
+        if v128_any_true(special) {
+            return (f16x4_to_f32(v128_and(head, u32x4_splat(0xffff))), f16x4_to_f32(u32x4_shr(head, 16)));
+        }
+        (convert(i32x4_shl(head, 16)), convert(head))
     }
 
     /// Store 8 i16 at `q[at..at + 8]`.
