@@ -22,6 +22,9 @@ MT_FLAGS='-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 -C l
  -C link-arg=--max-memory=4294967296 -C link-arg=--import-memory -C link-arg=--export=__wasm_init_tls
  -C link-arg=--export=__tls_size -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base'
 MT_FLAGS=$(echo $MT_FLAGS)
+# The same threaded build with relaxed SIMD (i32x4.relaxed_dot_i8x16_i7x16_add_s for 4-bit weights);
+# the worker loads it where the browser validates relaxed SIMD, else the plain threaded build.
+MT_RELAXED_FLAGS=${MT_FLAGS/+simd128/+simd128,+relaxed-simd}
 BUILD_STD='-Z build-std=panic_abort,std'
 CHROME_ARGS='--no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking --disable-component-update --disable-sync'
 
@@ -78,26 +81,34 @@ PY
   echo "$SMOLLM2_SHA256  $SMOLLM2" | sha256sum --check --status || die "$SMOLLM2 does not have the expected SHA-256"
 }
 
-# Build one wasm flavour into www/pkg-<st|mt> and optimise it with binaryen's wasm-opt.
+# Build one wasm flavour into www/pkg-<st|mt|mt-relaxed> and optimise it with binaryen's wasm-opt.
 build_wasm() {
   local flavour=$1
-  if [ "$flavour" = st ]; then
-    log "wasm: single-threaded SIMD build (stable)"
-    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$ST_FLAGS" \
-      cargo build --lib --release --target wasm32-unknown-unknown --target-dir target/st
-  else
-    log "wasm: multi-threaded SIMD build (nightly, atomics, shared memory)"
-    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$MT_FLAGS" \
-      cargo +nightly build --lib --release --target wasm32-unknown-unknown --target-dir target/mt \
-      --features threads $BUILD_STD
-  fi
+  case "$flavour" in
+    st)
+      log "wasm: single-threaded SIMD build (stable)"
+      CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$ST_FLAGS" \
+        cargo build --lib --release --target wasm32-unknown-unknown --target-dir target/st ;;
+    mt)
+      log "wasm: multi-threaded SIMD build (nightly, atomics, shared memory)"
+      CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$MT_FLAGS" \
+        cargo +nightly build --lib --release --target wasm32-unknown-unknown --target-dir target/mt \
+        --features threads $BUILD_STD ;;
+    mt-relaxed)
+      log "wasm: multi-threaded relaxed-SIMD build (nightly, atomics, shared memory)"
+      CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$MT_RELAXED_FLAGS" \
+        cargo +nightly build --lib --release --target wasm32-unknown-unknown --target-dir target/mt-relaxed \
+        --features threads $BUILD_STD ;;
+    *) die "unknown wasm flavour $flavour" ;;
+  esac
   rm -rf "www/pkg-$flavour"
   wasm-bindgen --target web --out-dir "www/pkg-$flavour" "target/$flavour/wasm32-unknown-unknown/release/paritylab.wasm"
   local wasm="www/pkg-$flavour/paritylab_bg.wasm"
   local flags=(--enable-simd --enable-bulk-memory --enable-mutable-globals --enable-nontrapping-float-to-int --enable-sign-ext)
-  [ "$flavour" = mt ] && flags+=(--enable-threads)
+  [ "$flavour" != st ] && flags+=(--enable-threads)
+  [ "$flavour" = mt-relaxed ] && flags+=(--enable-relaxed-simd)
   node_modules/.bin/wasm-opt -O3 "${flags[@]}" "$wasm" -o "$wasm.opt" && mv "$wasm.opt" "$wasm"
-  if [ "$flavour" = mt ]; then
+  if [ "$flavour" != st ]; then
     # (Not a pipe into grep -q: with pipefail, grep quitting early fails the pipe.)
     local imports; imports=$(wasm-objdump -x -j Import "$wasm")
     grep -q 'memory.*shared' <<<"$imports" || die "the threaded build has no shared memory"
@@ -105,7 +116,7 @@ build_wasm() {
   log "wasm: www/pkg-$flavour/paritylab_bg.wasm is $(stat -c %s "$wasm") bytes"
 }
 
-cmd_wasm() { build_wasm st; build_wasm mt; }
+cmd_wasm() { build_wasm st; build_wasm mt; build_wasm mt-relaxed; }
 
 # Third-party browser code comes from npm (package-lock.json), copied next to the page; never a CDN.
 cmd_vendor() {
@@ -134,8 +145,10 @@ wasm_browser_tests() {
   log "test: wasm Session API in headless Chromium, single-threaded build"
   CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$ST_FLAGS" \
     wasm-pack test --headless --chrome --mode no-install -- --test wasm --target-dir target/st-test
-  log "test: wasm Session API in headless Chromium, threaded build"
-  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$MT_FLAGS" RUSTUP_TOOLCHAIN=nightly \
+  # The plain threaded build runs the single-threaded build's kernels on a pool; the relaxed one
+  # has its own (the page end-to-end tests compare all three builds' numbers).
+  log "test: wasm Session API in headless Chromium, threaded relaxed-SIMD build"
+  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$MT_RELAXED_FLAGS" RUSTUP_TOOLCHAIN=nightly \
     wasm-pack test --headless --chrome --mode no-install -- --test wasm --target-dir target/mt-test \
     --features threads $BUILD_STD
 }
@@ -174,7 +187,7 @@ usage() {
 case "${1:-help}" in
   setup) cmd_setup ;;
   models) cmd_models ;;
-  wasm) cmd_setup; cmd_wasm ;;
+  wasm) cmd_setup; if [ -n "${2:-}" ]; then build_wasm "$2"; else cmd_wasm; fi ;;
   build) cmd_setup; cmd_build ;;
   serve) shift; cmd_serve "$@" ;;
   test) cmd_test ;;

@@ -4,7 +4,8 @@
 //   native   the release CLI, `paritylab bench infer` (one process per measurement; the model
 //            load is not timed), for a path (`llama.cpp` or `hf`) and a capture level;
 //   browser  the page's own worker (www/worker.js) in headless Chromium, multi-threaded build
-//            (?threads=N) or single-threaded (?build=st), timed inside the worker with
+//            (?threads=N: with relaxed SIMD where the browser has it; ?build=mt pins the plain
+//            one) or single-threaded (?build=st), timed inside the worker with
 //            performance.now() by `Session.bench_infer`; reports peak wasm memory too.
 //
 // Each round measures pp16 and pp64 (the prompt in one batch from an empty cache) and tg32 (a
@@ -66,12 +67,20 @@ async function release() {
   }
 }
 
-/** `build`: 'mt' (threads as given) or 'st' (one thread). */
+const BUILDS = {
+  mt: { name: 'multi-threaded wasm', query: (t) => `threads=${t}` }, // relaxed SIMD where the browser has it
+  'mt-plain': { name: 'multi-threaded wasm without relaxed SIMD', query: (t) => `build=mt&threads=${t}` },
+  st: { name: 'single-threaded wasm', query: () => 'build=st' },
+};
+
+/** `build`: 'mt' (threads as given, the worker's choice of flavour), 'mt-plain' (the threaded
+ * build without relaxed SIMD) or 'st' (one thread). */
 export function browser(pathSpec, capture, threads, build = 'mt') {
   let page = null;
   let peak = 0;
+  let flavour = null;
   return {
-    name: `paritylab ${pathSpec}, capture ${capture}, ${build === 'mt' ? 'multi-threaded' : 'single-threaded'} wasm`,
+    name: `paritylab ${pathSpec}, capture ${capture}, ${BUILDS[build].name}`,
     where: 'browser',
     threads,
     async setup() {
@@ -87,10 +96,12 @@ export function browser(pathSpec, capture, threads, build = 'mt') {
         const env = await engine.ready;
         await window.benchCall('load', { bytes }, [bytes]);
         return env;
-      }, { query: build === 'mt' ? `threads=${threads}` : 'build=st', modelUrl: `/models/${path.basename(MODEL)}` });
-      if (env.build !== build || (build === 'mt' && env.poolThreads !== threads)) {
-        throw new Error(`the worker runs the ${env.build} build with ${env.poolThreads} threads, not ${build} with ${threads}`);
+      }, { query: BUILDS[build].query(threads), modelUrl: `/models/${path.basename(MODEL)}` });
+      const threaded = build !== 'st';
+      if (env.build !== (threaded ? 'mt' : 'st') || (build === 'mt-plain' && env.flavour !== 'mt') || (threaded && env.poolThreads !== threads)) {
+        throw new Error(`the worker runs the ${env.flavour} build with ${env.poolThreads} threads, not ${build} with ${threads}`);
       }
+      flavour = env.flavour;
       await this.round(); // warm-up, untimed
     },
     async round() {
@@ -114,6 +125,7 @@ export function browser(pathSpec, capture, threads, build = 'mt') {
     },
     versions: () => ({
       chromium: shared?.browser.version() ?? 'unknown',
+      wasm_build: flavour,
       peak_wasm_memory_mib: +(peak / 2 ** 20).toFixed(1),
       gguf_mib: +(readFileSync(MODEL).length / 2 ** 20).toFixed(1),
     }),
@@ -133,6 +145,7 @@ export function contenders({ threads = [1, 2] } = {}) {
     native('llama.cpp', 'stats', most),
     native('llama.cpp', 'full', most),
     native('hf', 'off', most),
+    browser('llama.cpp', 'off', most, 'mt-plain'),
     browser('llama.cpp', 'stats', most),
     browser('hf', 'off', most),
   );

@@ -537,6 +537,79 @@ fn fma_through_f64_matches_libm_in_the_browser() {
     }
 }
 
+/// The SIMD128 chains' four-lane fused multiply-add gives libm's `fmaf` bits lane by lane: random
+/// and special values, the products of the llama.cpp chains (short f16 scales times integer block
+/// sums, plus short mins: exact f64 sums, a quarter of them on an f32 midpoint), and the inexact
+/// double-rounding traps that must take the scalar way.
+#[cfg(target_feature = "simd128")]
+#[wasm_bindgen_test]
+fn four_lane_fma_matches_libm_in_the_browser() {
+    use paritylab::quant::actq_rows::fma_lanes;
+    let mut state = 17u64;
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 32) as u32
+    };
+    let f16ish = |bits: u32| f32::from_bits(bits & 0xffff_e000); // 11 significant bits
+    let mut midpoints = 0;
+    for k in 0..100_000 {
+        let lane = |k: usize, next: &mut dyn FnMut() -> u32| match k % 3 {
+            0 => (f32::from_bits(next()), f32::from_bits(next()), f32::from_bits(next())),
+            1 => {
+                let d = f16ish(next() & 0x3fff_ffff) * f16ish(0x3c00_0000 | (next() & 0x07ff_ffff));
+                let s = (next() % 60_961) as i32 - 30_480;
+                (d, s as f32, f16ish(next() & 0xbfff_ffff) * f16ish(next() & 0x3fff_ffff))
+            }
+            _ => {
+                // (2^-24 c's exponent (1 + 2^-23)) (1 - 2^-23) + c, c odd: an inexact f64 midpoint.
+                let c = f32::from_bits((next() & 0x3fff_fffe) | 1 | 0x3000_0000);
+                let a = f32::from_bits(c.to_bits() & 0x7f80_0000) * f32::EPSILON * 0.5 * f32::from_bits(0x3f80_0001);
+                (a, f32::from_bits(0x3f7f_fffe), c)
+            }
+        };
+        let x: [(f32, f32, f32); 4] = core::array::from_fn(|j| lane(k + j, &mut next));
+        let got = fma_lanes(x.map(|v| v.0), x.map(|v| v.1), x.map(|v| v.2));
+        for (j, &(a, b, c)) in x.iter().enumerate() {
+            let want = libm::fmaf(a, b, c);
+            let r = f64::from(a) * f64::from(b) + f64::from(c);
+            midpoints += usize::from(r.to_bits() & 0x1fff_ffff == 0x1000_0000);
+            assert!(got[j].to_bits() == want.to_bits() || (got[j].is_nan() && want.is_nan()), "{a:e} {b:e} {c:e}");
+        }
+    }
+    assert!(midpoints > 10_000, "only {midpoints} f64 sums on an f32 midpoint");
+}
+
+/// The byte-nibble block sums of relaxed-SIMD builds (`i32x4.relaxed_dot_i8x16_i7x16_add_s`, or
+/// the scalar twin in other builds) equal the reference's for every nibble and every activation
+/// byte (-128 included), one and two positions at a time, with and without Q4_0's offset.
+#[wasm_bindgen_test]
+fn nibble_block_sums_equal_the_scalar_ones_in_the_browser() {
+    use paritylab::quant::actq_rows::{nibble_sums, nibble_sums2, nibble_sums_scalar, LANES};
+    let mut state = 13u64;
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as u32
+    };
+    for blocks in [1usize, 3, 18] {
+        let cols = blocks * 32;
+        let n: Vec<u8> = (0..LANES * cols).map(|_| (next() % 16) as u8).collect();
+        let mut a: Vec<i8> = (0..2 * cols).map(|_| next() as u8 as i8).collect();
+        a[0] = i8::MIN;
+        a[cols - 1] = i8::MAX;
+        let qsum: Vec<i32> = a.chunks_exact(32).map(|b| b.iter().map(|&v| i32::from(v)).sum()).collect();
+        for offset in [0, 8] {
+            let (mut want0, mut want1) = (vec![0i32; LANES * blocks], vec![0i32; LANES * blocks]);
+            nibble_sums_scalar(&n, cols, &a[..cols], &qsum[..blocks], offset, &mut want0);
+            nibble_sums_scalar(&n, cols, &a[cols..], &qsum[blocks..], offset, &mut want1);
+            let (mut got0, mut got1) = (vec![0i32; LANES * blocks], vec![0i32; LANES * blocks]);
+            nibble_sums(&n, cols, &a[..cols], &qsum[..blocks], offset, &mut got0);
+            assert_eq!(got0, want0, "{blocks} blocks, offset {offset}");
+            nibble_sums2(&n, cols, &a, &qsum, offset, &mut got0, &mut got1);
+            assert_eq!((got0, got1), (want0, want1), "{blocks} blocks, offset {offset}, pair");
+        }
+    }
+}
+
 /// Every f16 bit pattern as a block's scale (and, for Q4_1, its min): the decoding kernels' own
 /// f16 conversion (signs, subnormals, zeros, infinities, NaNs) and the tiles give
 /// `vec_dot_scalar`'s results (its bits; NaN where it is NaN).

@@ -10,6 +10,12 @@ const SIMD_PROBE = new Uint8Array([
   0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11,
 ]);
 
+// The same shape with i32x4.relaxed_dot_i8x16_i7x16_add_s: validates only where relaxed SIMD exists.
+const RELAXED_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 19, 1, 17, 0, 65, 0, 253, 15, 65, 0, 253, 15, 65,
+  0, 253, 15, 253, 147, 2, 11,
+]);
+
 let engine = null; // the imported wasm-bindgen module
 let session = null;
 
@@ -20,10 +26,16 @@ async function start() {
   }
   // Threads need SharedArrayBuffer, which browsers only give to cross-origin isolated pages.
   const isolated = self.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function';
-  // Benchmarks pin the build and the thread count: worker.js?build=st or ?threads=N.
+  // The threaded build comes in two flavours: with relaxed SIMD (4-bit weights dotted as bytes,
+  // the same numbers) where the browser has it, plain SIMD128 otherwise.
+  const relaxed = WebAssembly.validate(RELAXED_PROBE);
+  // Benchmarks and tests pin the build and the thread count: worker.js?build=st|mt|mt-relaxed or
+  // ?threads=N (a pin the browser cannot run falls back as above).
   const params = new URL(self.location.href).searchParams;
-  const build = isolated && params.get('build') !== 'st' ? 'mt' : 'st';
-  engine = await import(`./pkg-${build}/paritylab.js`);
+  const pinned = params.get('build');
+  const build = isolated && pinned !== 'st' ? 'mt' : 'st';
+  const flavour = build === 'mt' && relaxed && pinned !== 'mt' ? 'mt-relaxed' : build;
+  engine = await import(`./pkg-${flavour}/paritylab.js`);
   await engine.default();
   if (build === 'mt') {
     const cores = navigator.hardwareConcurrency || 2;
@@ -36,6 +48,8 @@ async function start() {
   const info = engine.build_info();
   return {
     build,
+    flavour,
+    relaxed: flavour === 'mt-relaxed',
     isolated,
     simd: info.simd,
     threads: info.threads,

@@ -27,6 +27,21 @@ pub fn supports(t: GgmlType) -> bool {
     matches!(t, Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | IQ4_NL)
 }
 
+/// Whether this build dots Q4_0 and Q4_1 nibbles as bytes (wasm32 built with relaxed SIMD:
+/// `i32x4.relaxed_dot_i8x16_i7x16_add_s`, 16 products per instruction, one operand the signed
+/// activation bytes and the other the nibbles 0..16) instead of widening both sides to i16. The
+/// instruction is only deterministic when its second operand is in 0..128; nibbles always are, so
+/// the integer block sums are the exact ones either way (Q4_0's offset of 8 is taken off as
+/// `8 * sum(activations)` per block).
+pub const BYTE_NIBBLES: bool =
+    cfg!(all(target_arch = "wasm32", target_feature = "simd128", target_feature = "relaxed-simd"));
+
+/// Whether rows of `t` are unpacked as nibble bytes in this build ([`BYTE_NIBBLES`]).
+#[inline(always)]
+fn byte_nibbles(t: GgmlType) -> bool {
+    BYTE_NIBBLES && matches!(t, GgmlType::Q4_0 | GgmlType::Q4_1)
+}
+
 /// The activations of `n` positions for one matmul, as the block sums read them.
 #[derive(Debug, Default)]
 pub struct Inputs {
@@ -36,6 +51,9 @@ pub struct Inputs {
     /// Per position and block: the Q8 scale `d` and (Q8_1) the scaled sum `s`, as f32.
     d: Vec<f32>,
     s: Vec<f32>,
+    /// With [`BYTE_NIBBLES`]: the quants as bytes, and per position and block their sum.
+    q8: Vec<i8>,
+    qsum: Vec<i32>,
 }
 
 impl Inputs {
@@ -60,7 +78,8 @@ impl Inputs {
             return Ok(Inputs { cols, ..Inputs::default() });
         }
         let n = acts.len();
-        let mut out = Inputs { cols, q: vec![0; n * cols], d: vec![0.0; n * nb], s: vec![0.0; n * nb] };
+        let mut out =
+            Inputs { cols, q: vec![0; n * cols], d: vec![0.0; n * nb], s: vec![0.0; n * nb], ..Inputs::default() };
         let size = format.block_bytes();
         // One position per task (each widened alike whichever thread runs it).
         let positions = out.q.par_chunks_exact_mut(cols).zip(out.d.par_chunks_exact_mut(nb));
@@ -78,6 +97,10 @@ impl Inputs {
         });
         if format != ActFormat::Q8_1 {
             out.s = Vec::new();
+        }
+        if BYTE_NIBBLES {
+            out.q8 = out.q.iter().map(|&v| v as i8).collect();
+            out.qsum = out.q.chunks_exact(QK).map(|b| b.iter().map(|&v| i32::from(v)).sum()).collect();
         }
         Ok(out)
     }
@@ -103,11 +126,12 @@ pub const LANES: usize = 4;
 pub struct Tile {
     cols: usize,
     q: Vec<i16>,
+    /// With [`byte_nibbles`] types instead of `q`: the nibbles as bytes 0..16 (row `k` at `k * cols`).
+    n: Vec<u8>,
     d: Vec<f32>,
     m: Vec<f32>,
     sums: Vec<i32>,
     /// A second position's block sums (two positions per pass).
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     sums2: Vec<i32>,
 }
 
@@ -117,14 +141,38 @@ pub struct Tile {
 pub fn unpack_rows(t: GgmlType, rows: &[&[u8]], cols: usize, tile: &mut Tile) {
     let nb = cols / QK;
     tile.cols = cols;
-    tile.q.resize(LANES * cols, 0);
     tile.d.resize(LANES * nb, 0.0);
     tile.m.resize(LANES * nb, 0.0);
     tile.sums.resize(LANES * nb, 0);
     let Some(&last) = rows.last() else { return };
+    if byte_nibbles(t) {
+        tile.n.resize(LANES * cols, 0);
+        for k in 0..LANES {
+            let row = rows.get(k).copied().unwrap_or(last);
+            unpack_nibble_bytes(t, row, &mut tile.n[k * cols..(k + 1) * cols], k, &mut tile.d, &mut tile.m);
+        }
+        return;
+    }
+    tile.q.resize(LANES * cols, 0);
     for k in 0..LANES {
         let row = rows.get(k).copied().unwrap_or(last);
         unpack_row(t, row, &mut tile.q[k * cols..(k + 1) * cols], k, &mut tile.d, &mut tile.m);
+    }
+}
+
+/// One Q4_0 or Q4_1 row into lane `k` as nibble bytes (no offset: Q4_0's is applied to the sums).
+#[inline(always)]
+fn unpack_nibble_bytes(t: GgmlType, row: &[u8], n: &mut [u8], k: usize, d: &mut [f32], m: &mut [f32]) {
+    let (bs, with_min) = if t == GgmlType::Q4_1 { (20, true) } else { (18, false) };
+    for (b, (x, n)) in row.chunks_exact(bs).zip(n.chunks_exact_mut(QK)).enumerate() {
+        d[b * LANES + k] = f16_le([x[0], x[1]]);
+        if with_min {
+            m[b * LANES + k] = f16_le([x[2], x[3]]);
+        }
+        for (j, &v) in x[bs - 16..].iter().enumerate() {
+            n[j] = v & 0x0f;
+            n[j + 16] = v >> 4;
+        }
     }
 }
 
@@ -220,6 +268,9 @@ pub fn dot_tile(t: GgmlType, tile: &mut Tile, inputs: &Inputs, outs: &mut [f32])
     if n == 0 || tile.cols != cols {
         return;
     }
+    if byte_nibbles(t) {
+        return nibble_tile(t, tile, inputs, outs);
+    }
     // Two positions per pass where the build has a kernel for it; the rest one at a time.
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     let p = pairs(t, tile, inputs, outs);
@@ -233,6 +284,72 @@ pub fn dot_tile(t: GgmlType, tile: &mut Tile, inputs: &Inputs, outs: &mut [f32])
         let sumf = combine(t, &tile.sums, &tile.d, &tile.m, dy, sy);
         for (k, &v) in sumf.iter().enumerate().take(outs.len() / n) {
             outs[k * n + p] = v;
+        }
+    }
+}
+
+/// [`dot_tile`] for [`byte_nibbles`] types: the positions two by two (each weight block loaded
+/// once for both), then the last one alone.
+fn nibble_tile(t: GgmlType, tile: &mut Tile, inputs: &Inputs, outs: &mut [f32]) {
+    let (cols, n) = (inputs.cols, inputs.len());
+    let nb = cols / QK;
+    let offset = if t == GgmlType::Q4_0 { 8 } else { 0 };
+    tile.sums2.resize(tile.sums.len(), 0);
+    let mut p = 0;
+    while p < n {
+        let two = p + 1 < n;
+        let a = &inputs.q8[p * cols..(p + 1 + usize::from(two)) * cols];
+        let qsum = &inputs.qsum[p * nb..(p + 1 + usize::from(two)) * nb];
+        if two {
+            nibble_sums2(&tile.n, cols, a, qsum, offset, &mut tile.sums, &mut tile.sums2);
+        } else {
+            nibble_sums(&tile.n, cols, a, qsum, offset, &mut tile.sums);
+        }
+        for (j, sums) in [&tile.sums, &tile.sums2].into_iter().enumerate().take(1 + usize::from(two)) {
+            let q = p + j;
+            let dy = &inputs.d[q * nb..(q + 1) * nb];
+            let sy = inputs.s.get(q * nb..(q + 1) * nb).unwrap_or(&[]);
+            let sumf = combine(t, sums, &tile.d, &tile.m, dy, sy);
+            for (k, &v) in sumf.iter().enumerate().take(outs.len() / n) {
+                outs[k * n + q] = v;
+            }
+        }
+        p += 1 + usize::from(two);
+    }
+}
+
+/// The exact block sums of [`LANES`] rows of nibble bytes `n` (row `k` at `k * cols`, values
+/// 0..16) minus `offset`, with one position's activation bytes `a` (`qsum`: their sum per block):
+/// `sums[b * LANES + k]` = sum over the block of `(n - offset) * a`, computed as
+/// `sum(n * a) - offset * qsum[b]`.
+#[inline(always)]
+pub fn nibble_sums(n: &[u8], cols: usize, a: &[i8], qsum: &[i32], offset: i32, sums: &mut [i32]) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128", target_feature = "relaxed-simd"))]
+    simd::relaxed::nibble_sums(n, cols, a, qsum, offset, sums);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128", target_feature = "relaxed-simd")))]
+    nibble_sums_scalar(n, cols, a, qsum, offset, sums);
+}
+
+/// [`nibble_sums`] of two consecutive positions (`a`: `2 * cols` bytes, `qsum`: `2 * cols / 32`).
+#[inline(always)]
+pub fn nibble_sums2(n: &[u8], cols: usize, a: &[i8], qsum: &[i32], offset: i32, sums0: &mut [i32], sums1: &mut [i32]) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128", target_feature = "relaxed-simd"))]
+    simd::relaxed::nibble_sums2(n, cols, a, qsum, offset, sums0, sums1);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128", target_feature = "relaxed-simd")))]
+    {
+        let nb = cols / QK;
+        nibble_sums_scalar(n, cols, &a[..cols], &qsum[..nb], offset, sums0);
+        nibble_sums_scalar(n, cols, &a[cols..], &qsum[nb..], offset, sums1);
+    }
+}
+
+/// [`nibble_sums`], one product at a time: the reference.
+pub fn nibble_sums_scalar(n: &[u8], cols: usize, a: &[i8], qsum: &[i32], offset: i32, sums: &mut [i32]) {
+    for (b, a) in a.chunks_exact(QK).enumerate() {
+        for k in 0..LANES {
+            let n = &n[k * cols + b * QK..k * cols + (b + 1) * QK];
+            let dot: i32 = n.iter().zip(a).map(|(&n, &a)| i32::from(n) * i32::from(a)).sum();
+            sums[b * LANES + k] = dot - offset * qsum[b];
         }
     }
 }
@@ -271,7 +388,17 @@ pub fn dot_one(t: GgmlType, rows: &[&[u8]], inputs: &Inputs, outs: &mut [f32]) -
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     if inputs.len() == 1 {
         let nb = inputs.cols / QK;
-        if let Some(sumf) = simd::dot_one(t, rows, &inputs.q, &inputs.d[..nb], inputs.s.get(..nb).unwrap_or(&[])) {
+        let (dy, sy) = (&inputs.d[..nb], inputs.s.get(..nb).unwrap_or(&[]));
+        #[cfg(target_feature = "relaxed-simd")]
+        if byte_nibbles(t) {
+            if let Some(sumf) = simd::relaxed::dot_one(t, rows, &inputs.q8, &inputs.qsum, dy, sy) {
+                for (o, v) in outs.iter_mut().zip(sumf) {
+                    *o = v;
+                }
+                return true;
+            }
+        }
+        if let Some(sumf) = simd::dot_one(t, rows, &inputs.q, dy, sy) {
             for (o, v) in outs.iter_mut().zip(sumf) {
                 *o = v;
             }
@@ -291,6 +418,14 @@ pub fn dot_rows(t: GgmlType, rows: &[&[u8]], cols: usize, tile: &mut Tile, input
         unpack_rows(t, rows, cols, tile);
         dot_tile(t, tile, inputs, outs);
     }
+}
+
+/// The four-lane fused multiply-add of the SIMD128 chains (through f64, the scalar `fma` where
+/// that could round differently), for tests.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[doc(hidden)]
+pub fn fma_lanes(a: [f32; LANES], b: [f32; LANES], c: [f32; LANES]) -> [f32; LANES] {
+    simd::fma_lanes(a, b, c)
 }
 
 /// The f32 combination of the exact block sums of [`LANES`] rows (`sums[b * LANES + k]`), as
@@ -544,20 +679,21 @@ mod simd {
     }
 
     /// Lane-wise `fma(a, b, c)` (one rounding), through f64 as `actq::fma_f64` does, two lanes at
-    /// a time; when any lane could round differently that way (its f64 sum on an f32 midpoint: the
-    /// 29 low bits of its mantissa `1 << 28`; or a result at most the smallest normal f32, zero
-    /// included), all four go through the scalar `fma`.
+    /// a time; when any lane could round differently that way (its f64 sum inexact and on an f32
+    /// midpoint: the 29 low bits of its mantissa `1 << 28`; or a result at most the smallest
+    /// normal f32, zero included), all four go through the scalar `fma`.
     #[inline(always)]
     fn fma4(a: v128, b: v128, c: v128) -> v128 {
         let high = |v: v128| f64x2_promote_low_f32x4(i32x4_shuffle::<2, 3, 2, 3>(v, v));
         let low = f64x2_promote_low_f32x4;
-        let r_lo = f64x2_add(f64x2_mul(low(a), low(b)), low(c));
-        let r_hi = f64x2_add(f64x2_mul(high(a), high(b)), high(c));
+        let (ab_lo, c_lo) = (f64x2_mul(low(a), low(b)), low(c));
+        let (ab_hi, c_hi) = (f64x2_mul(high(a), high(b)), high(c));
+        let (r_lo, r_hi) = (f64x2_add(ab_lo, c_lo), f64x2_add(ab_hi, c_hi));
         let r = i32x4_shuffle::<0, 1, 4, 5>(f32x4_demote_f64x2_zero(r_lo), f32x4_demote_f64x2_zero(r_hi));
         let low_words = i32x4_shuffle::<0, 2, 4, 6>(r_lo, r_hi);
         let halfway = i32x4_eq(v128_and(low_words, i32x4_splat(0x1fff_ffff)), i32x4_splat(0x1000_0000));
         let tiny = f32x4_le(f32x4_abs(r), f32x4_splat(f32::MIN_POSITIVE));
-        if v128_any_true(v128_or(halfway, tiny)) {
+        if v128_any_true(v128_or(v128_andnot(halfway, exact(ab_lo, c_lo, r_lo, ab_hi, c_hi, r_hi)), tiny)) {
             let lane = |v: v128, k: usize| match k {
                 0 => f32x4_extract_lane::<0>(v),
                 1 => f32x4_extract_lane::<1>(v),
@@ -568,6 +704,21 @@ mod simd {
             return f32x4(r[0], r[1], r[2], r[3]);
         }
         r
+    }
+
+    pub fn fma_lanes(a: [f32; LANES], b: [f32; LANES], c: [f32; LANES]) -> [f32; LANES] {
+        let v = |x: [f32; LANES]| f32x4(x[0], x[1], x[2], x[3]);
+        lanes(fma4(v(a), v(b), v(c)))
+    }
+
+    /// Per lane (as an i32x4 mask), whether the f64 sum `r = ab + c` is exact (`r - ab == c` and
+    /// `r - c == ab`, as `actq::fma_f64` tests it): an exact sum on an f32 midpoint rounds once
+    /// only. Exact midpoints are common (a quarter of SmolLM2's Q4_1 steps: the f16 scales and
+    /// mins make short products); inexact ones are rare.
+    #[inline(always)]
+    fn exact(ab_lo: v128, c_lo: v128, r_lo: v128, ab_hi: v128, c_hi: v128, r_hi: v128) -> v128 {
+        let half = |ab: v128, c: v128, r: v128| v128_and(f64x2_eq(f64x2_sub(r, ab), c), f64x2_eq(f64x2_sub(r, c), ab));
+        i32x4_shuffle::<0, 2, 4, 6>(half(ab_lo, c_lo, r_lo), half(ab_hi, c_hi, r_hi))
     }
 
     /// One block's step of the f32 chains of [`super::combine`] (the module documentation of
@@ -696,6 +847,117 @@ mod simd {
         (convert(i32x4_shl(head, 16)), convert(head))
     }
 
+    /// The kernels of [`super::BYTE_NIBBLES`] builds: Q4_0 / Q4_1 nibbles as bytes, dotted with
+    /// the activation bytes by `i32x4.relaxed_dot_i8x16_i7x16_add_s` (the nibbles, 0..16, are its
+    /// 7-bit operand, where every engine gives the exact sums).
+    #[cfg(target_feature = "relaxed-simd")]
+    pub mod relaxed {
+        use super::super::{GgmlType, LANES, QK};
+        use super::{f16_pairs, lane_sums, lanes, ld_bytes, step, words};
+        use core::arch::wasm32::*;
+
+        /// The two i8x16 of a block's 32 bytes from `at`.
+        #[inline(always)]
+        fn block_bytes<T: bytemuck::Pod>(v: &[T], at: usize) -> [v128; 2] {
+            let v: &[u8] = bytemuck::cast_slice(&v[at..at + QK]);
+            [ld_bytes(v, 0), ld_bytes(v, 16)]
+        }
+
+        /// Four i32 partial sums of one block's `sum(n * a)`: `n` nibble bytes, `a` signed bytes.
+        #[inline(always)]
+        fn block_dot(n: [v128; 2], a: &[v128; 2]) -> v128 {
+            let low = i32x4_relaxed_dot_i8x16_i7x16_add(a[0], n[0], i32x4_splat(0));
+            i32x4_relaxed_dot_i8x16_i7x16_add(a[1], n[1], low)
+        }
+
+        /// Store the four rows' sums of block `b`, less `offset * qsum`.
+        #[inline(always)]
+        fn store(sums: &mut [i32], b: usize, s: v128, offset: i32, qsum: i32) {
+            let out = &mut sums[b * LANES..(b + 1) * LANES];
+            let s = i32x4_sub(s, i32x4_splat(offset * qsum));
+            // SAFETY: `out` is 4 writable i32 (16 bytes); v128_store has no alignment requirement.
+            unsafe { v128_store(out.as_mut_ptr().cast(), s) };
+        }
+
+        pub fn nibble_sums(n: &[u8], cols: usize, a: &[i8], qsum: &[i32], offset: i32, sums: &mut [i32]) {
+            for (b, &qsum) in qsum.iter().enumerate().take(a.len() / QK) {
+                let at = b * QK;
+                let aq = block_bytes(a, at);
+                let s = lane_sums(core::array::from_fn(|k| block_dot(block_bytes(n, k * cols + at), &aq)));
+                store(sums, b, s, offset, qsum);
+            }
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        pub fn nibble_sums2(
+            n: &[u8],
+            cols: usize,
+            a: &[i8],
+            qsum: &[i32],
+            offset: i32,
+            sums0: &mut [i32],
+            sums1: &mut [i32],
+        ) {
+            let nb = cols / QK;
+            for b in 0..nb {
+                let at = b * QK;
+                let (a0, a1) = (block_bytes(a, at), block_bytes(a, cols + at));
+                let mut s0 = [i32x4_splat(0); LANES];
+                let mut s1 = [i32x4_splat(0); LANES];
+                for k in 0..LANES {
+                    let nk = block_bytes(n, k * cols + at);
+                    s0[k] = block_dot(nk, &a0);
+                    s1[k] = block_dot(nk, &a1);
+                }
+                store(sums0, b, lane_sums(s0), offset, qsum[b]);
+                store(sums1, b, lane_sums(s1), offset, qsum[nb + b]);
+            }
+        }
+
+        /// [`super::dot_one`] for Q4_0 and Q4_1: each row's 16 bytes of nibbles split in
+        /// registers and dotted as bytes.
+        pub fn dot_one(
+            t: GgmlType,
+            rows: &[&[u8]],
+            a: &[i8],
+            qsum: &[i32],
+            dy: &[f32],
+            sy: &[f32],
+        ) -> Option<[f32; LANES]> {
+            let (bs, qs, offset) = match t {
+                GgmlType::Q4_0 => (18, 2, 8),
+                GgmlType::Q4_1 => (20, 4, 0),
+                _ => return None,
+            };
+            let nb = dy.len();
+            let last = *rows.last()?;
+            let r: [&[u8]; LANES] = core::array::from_fn(|k| rows.get(k).copied().unwrap_or(last));
+            if r.iter().any(|x| x.len() < nb * bs)
+                || a.len() < nb * QK
+                || qsum.len() < nb
+                || (t == GgmlType::Q4_1 && sy.len() < nb)
+            {
+                return None;
+            }
+            let mut sumf = f32x4_splat(0.0);
+            for (b, &dy) in dy.iter().enumerate() {
+                let aq = block_bytes(a, b * QK);
+                let split = |x: &[u8]| {
+                    let v = ld_bytes(x, b * bs + qs);
+                    [v128_and(v, u8x16_splat(0x0f)), u8x16_shr(v, 4)]
+                };
+                let s = lane_sums(core::array::from_fn(|k| block_dot(split(r[k]), &aq)));
+                let s = f32x4_convert_i32x4(i32x4_sub(s, i32x4_splat(offset * qsum[b])));
+                // Each block starts with its f16 scale (then, for Q4_1, its f16 min).
+                let head = words(&r, b * bs);
+                let (dx, mx) =
+                    if t == GgmlType::Q4_1 { f16_pairs(head) } else { (f16_pairs(head).0, f32x4_splat(0.0)) };
+                sumf = step(t, sumf, s, dx, mx, dy, sy.get(b).copied().unwrap_or(0.0));
+            }
+            Some(lanes(sumf))
+        }
+    }
+
     /// Store 8 i16 at `q[at..at + 8]`.
     #[inline(always)]
     fn st(q: &mut [i16], at: usize, v: v128) {
@@ -733,6 +995,34 @@ mod tests {
     fn rng(state: &mut u64) -> u64 {
         *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         *state >> 33
+    }
+
+    /// The byte-nibble block sums (relaxed-SIMD builds) are the widened ones: `sum(n * a) - offset
+    /// * sum(a)` equals `sum((n - offset) * a)` for every nibble and every byte, -128 included.
+    #[test]
+    fn nibble_sums_equal_widened_block_sums() {
+        let mut state = 11u64;
+        for blocks in [1usize, 2, 7] {
+            let cols = blocks * QK;
+            let n: Vec<u8> = (0..LANES * cols).map(|_| (rng(&mut state) % 16) as u8).collect();
+            let a: Vec<i8> = (0..2 * cols).map(|_| rng(&mut state) as u8 as i8).collect();
+            let qsum: Vec<i32> = a.chunks_exact(QK).map(|b| b.iter().map(|&v| i32::from(v)).sum()).collect();
+            for offset in [0i32, 8] {
+                let w: Vec<i16> = n.iter().map(|&v| i16::from(v) - offset as i16).collect();
+                let (mut want, mut got) = (vec![0i32; LANES * blocks], vec![0i32; LANES * blocks]);
+                let mut got1 = vec![0i32; LANES * blocks];
+                for p in 0..2 {
+                    let a16: Vec<i16> = a[p * cols..(p + 1) * cols].iter().map(|&v| i16::from(v)).collect();
+                    block_sums_scalar(&w, cols, &a16, &mut want);
+                    nibble_sums(&n, cols, &a[p * cols..(p + 1) * cols], &qsum[p * blocks..], offset, &mut got);
+                    assert_eq!(got, want, "{blocks} blocks, offset {offset}, position {p}");
+                }
+                nibble_sums2(&n, cols, &a, &qsum, offset, &mut got, &mut got1);
+                let a16: Vec<i16> = a[cols..].iter().map(|&v| i16::from(v)).collect();
+                block_sums_scalar(&w, cols, &a16, &mut want);
+                assert_eq!(got1, want, "{blocks} blocks, offset {offset}, pair");
+            }
+        }
     }
 
     /// Every supported type, odd block counts, tiles of 1 to 4 rows, several positions: the bits

@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { useBrowser, REFERENCE, ROOT } from './helpers.mjs';
 
-const ctx = useBrowser(['isolated', 'plain']);
+const SMOLLM2 = path.join(ROOT, '.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf');
+const ctx = useBrowser(['isolated', 'plain'], { mounts: [`models=${path.dirname(SMOLLM2)}`] });
 
 const MODEL = path.join(REFERENCE, 'gguf/qwen3_gqa.f32.gguf');
 
@@ -59,4 +60,44 @@ test('CLI, single-threaded wasm and threaded wasm give the same report', async (
     }
   }
   assert.equal(cli.explain.summary, 'position 0: qk_norm_eps; positions 1-2: rope_pairing + qk_norm_eps');
+});
+
+/** A llama.cpp-preset run (prompt, then greedy decoding, stage statistics) in a worker pinned to
+ * one wasm build. */
+async function pinnedRun(build, model) {
+  const page = await ctx.browser.newPage();
+  await page.goto(ctx.isolated.url);
+  const out = await page.evaluate(async ({ build, model }) => {
+    const { Engine } = await import('/js/engine.js');
+    const engine = new Engine(new URL(`/worker.js?build=${build}&threads=2`, location.href));
+    const call = (...args) => engine.call(...args);
+    const env = await engine.ready;
+    if (model.url) {
+      const bytes = await (await fetch(model.url)).arrayBuffer();
+      await call('load', { bytes }, [bytes]);
+    } else {
+      await call('synthetic', { spec: model.spec });
+    }
+    const value = await call('run', { path: 'llama.cpp', prompt: model.prompt, top: 8, options: { capture: 'stats', decode: 4 } });
+    engine.worker.terminate();
+    delete value.timing;
+    return { env, value };
+  }, { build, model });
+  await page.close();
+  return out;
+}
+
+test('the three wasm builds (single-threaded, threaded, threaded with relaxed SIMD) give the llama.cpp preset the same bits on Q4_0 and Q4_1 weights', async () => {
+  const models = [
+    { url: '/models/SmolLM2-135M-Instruct.Q4_1.gguf', prompt: [1, 504, 2365, 314, 260, 3458, 28] },
+    { spec: 'source-issue,type=q4_0,dist=normal:0.05', prompt: [1, 5, 3, 9, 2] },
+  ];
+  for (const model of models) {
+    const [st, mt, relaxed] = [await pinnedRun('st', model), await pinnedRun('mt', model), await pinnedRun('mt-relaxed', model)];
+    assert.deepEqual([st.env.flavour, mt.env.flavour, relaxed.env.flavour], ['st', 'mt', 'mt-relaxed'], 'Chromium has relaxed SIMD');
+    assert.equal(relaxed.value.generated.length, 4);
+    assert.ok(relaxed.value.stage_stats.length > 10, 'stage statistics at every stage');
+    assert.deepStrictEqual(mt.value, st.value, `${model.url ?? model.spec}: threaded = single-threaded`);
+    assert.deepStrictEqual(relaxed.value, st.value, `${model.url ?? model.spec}: relaxed SIMD = single-threaded`);
+  }
 });

@@ -155,6 +155,8 @@ test('threaded with COOP/COEP, single-threaded with a notice without, and the sa
   const mt = await openPage(ctx.browser, ctx.isolated.url);
   const st = await openPage(ctx.browser, ctx.plain.url);
   assert.equal(await mt.$eval('#status-engine', (e) => e.dataset.build), 'mt');
+  assert.equal(await mt.$eval('#status-simd', (e) => e.dataset.flavour), 'mt-relaxed');
+  assert.equal(await mt.textContent('#status-simd'), 'SIMD on · relaxed');
   assert.ok(Number(await mt.$eval('#status-engine', (e) => e.dataset.threads)) >= 2);
   assert.equal(await st.$eval('#status-engine', (e) => e.dataset.build), 'st');
   assert.equal(await st.isVisible('#isolation-notice'), true);
