@@ -3,7 +3,7 @@
 #   ./build.sh serve   build everything and serve the page on http://127.0.0.1:8080/
 #   ./build.sh test    run every test suite (native, wasm in headless Chromium, page end to end)
 # Other commands: setup, build, wasm, models (fetch SmolLM2 for the tests), bench (BENCHMARKS.md),
-# help.
+# fuzz [SECONDS] (each fuzz target for SECONDS, default 600), dist (the static site), help.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -180,6 +180,49 @@ cmd_bench() {
   CHROME_ARGS="$CHROME_ARGS" node bench/run.mjs
 }
 
+# libFuzzer through cargo-fuzz on each target of fuzz/ (bodies in src/fuzzing.rs), from seed corpora
+# built out of the reference files. A crash, hang (10 s) or allocation over the limits stops that
+# target; its input is copied to tests/fuzz/<target>/, which `cargo test` replays.
+FUZZ_TARGETS=(gguf_file gguf_header tokenizer share_state dump_files path_spec)
+fuzz_max_len() {
+  case "$1" in gguf_file) echo 131072 ;; dump_files) echo 262144 ;; gguf_header) echo 131072 ;; *) echo 16384 ;; esac
+}
+cmd_fuzz() {
+  local seconds=${1:-600}
+  cmd_setup
+  command -v cargo-fuzz >/dev/null || { log "fuzz: cargo-fuzz (a few minutes, once)"; cargo install cargo-fuzz --locked; }
+  local work=.cache/fuzz
+  log "fuzz: seed corpora from the reference files"
+  rm -rf "$work/seeds"
+  PARITYLAB_FUZZ_SEEDS="$work/seeds" cargo test --release --quiet --test fuzz_regressions seed_corpora
+  mkdir -p "$work/logs" artifacts/fuzz
+  local failed=() summary=()
+  for t in "${FUZZ_TARGETS[@]}"; do
+    mkdir -p "$work/corpus/$t" "fuzz/artifacts/$t"
+    cp -n "$work/seeds/$t/"* "$work/corpus/$t/"
+    log "fuzz: $t for $seconds s"
+    local rc=0
+    # 64 MiB for one allocation: inputs are at most 256 KiB, and nothing is sized from what a file
+    # claims without checking it against the bytes present.
+    (cd fuzz && cargo +nightly fuzz run -O "$t" "../$work/corpus/$t" -- \
+      -max_total_time="$seconds" -max_len="$(fuzz_max_len "$t")" -timeout=10 -rss_limit_mb=2048 \
+      -malloc_limit_mb=64 -print_final_stats=1) >"$work/logs/$t.log" 2>&1 || rc=$?
+    local runs rate
+    runs=$(awk '/stat::number_of_executed_units:/ { print $2 }' "$work/logs/$t.log" | tail -1)
+    rate=$(awk '/stat::average_exec_per_sec:/ { print $2 }' "$work/logs/$t.log" | tail -1)
+    summary+=("$t: ${runs:-?} executions, ${rate:-?}/s, corpus $(ls "$work/corpus/$t" | wc -l), exit $rc")
+    if [ "$rc" != 0 ]; then
+      failed+=("$t")
+      mkdir -p "tests/fuzz/$t"
+      for f in fuzz/artifacts/"$t"/*; do [ -f "$f" ] && cp "$f" "tests/fuzz/$t/"; done
+      grep -m1 -A12 -E 'panicked|ERROR: libFuzzer|==ERROR' "$work/logs/$t.log" >&2 || tail -20 "$work/logs/$t.log" >&2
+    fi
+  done
+  printf '%s\n' "${summary[@]}" | tee artifacts/fuzz/summary.txt
+  [ ${#failed[@]} = 0 ] || die "fuzz: findings in ${failed[*]} (inputs copied to tests/fuzz/; logs in $work/logs)"
+  log "fuzz: no crash, hang or allocation over the limits"
+}
+
 usage() {
   sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
 }
@@ -192,6 +235,7 @@ case "${1:-help}" in
   serve) shift; cmd_serve "$@" ;;
   test) cmd_test ;;
   bench) cmd_bench ;;
+  fuzz) cmd_fuzz "${2:-600}" ;;
   help|-h|--help) usage ;;
   *) usage; die "unknown command: $1" ;;
 esac

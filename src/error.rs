@@ -78,6 +78,15 @@ pub enum Error {
         second_end: u64,
     },
 
+    #[error(
+        "the GGUF header does not end within the first {read} bytes read; read more of the file \
+         (the metadata of this file is at least that large)"
+    )]
+    HeaderBeyondPrefix { read: u64 },
+
+    #[error("only the header of this file was read; {what} needs the tensors' data")]
+    HeaderOnly { what: String },
+
     #[error("tensor name {name:?} appears twice (second time at byte offset {offset})")]
     DuplicateTensor { name: String, offset: u64 },
 

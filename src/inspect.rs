@@ -315,6 +315,9 @@ impl Partial {
 /// Statistics of a tensor's values. Rows are decoded in parallel; per-row results are combined in
 /// row order, so the numbers do not depend on the thread count.
 pub fn tensor_stats(t: &Tensor<'_>) -> Result<TensorStats> {
+    if t.data.len() as u64 != t.n_bytes() {
+        return Err(crate::Error::HeaderOnly { what: format!("the statistics of {:?}", t.name) });
+    }
     if !quant::is_supported(t.ggml_type) {
         return Err(quant::unsupported(t.name, t.ggml_type));
     }

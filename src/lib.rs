@@ -20,6 +20,7 @@ pub mod dump;
 pub mod error;
 pub mod float;
 pub mod forward;
+pub mod fuzzing;
 pub mod ggml;
 pub mod gguf;
 pub mod import;

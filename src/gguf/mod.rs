@@ -47,8 +47,10 @@ pub struct Tensor<'a> {
     pub offset: u64,
     /// Absolute offset of the data in the file.
     pub file_offset: u64,
-    /// The tensor's bytes.
+    /// The tensor's bytes (empty when only the header was parsed, see [`Gguf::parse_header`]).
     pub data: &'a [u8],
+    /// Size of the tensor's data in the file.
+    pub size: u64,
     /// Where the tensor's info record starts in the file.
     pub info_offset: u64,
 }
@@ -67,7 +69,7 @@ impl Tensor<'_> {
         self.dims.iter().skip(1).product()
     }
     pub fn n_bytes(&self) -> u64 {
-        self.data.len() as u64
+        self.size
     }
 }
 
@@ -84,6 +86,8 @@ pub struct Gguf<'a> {
     pub metadata: Vec<(&'a str, Value<'a>)>,
     /// Tensors in file order.
     pub tensors: Vec<Tensor<'a>>,
+    /// False when only the header was parsed: the tensors' `data` are then empty.
+    pub has_data: bool,
 }
 
 impl<'a> Gguf<'a> {
@@ -92,7 +96,28 @@ impl<'a> Gguf<'a> {
     /// # Errors
     /// Any malformed or truncated part of the file, see [`Error`].
     pub fn parse(bytes: &'a [u8]) -> Result<Gguf<'a>> {
-        let file_len = bytes.len() as u64;
+        Gguf::parse_with(bytes, bytes.len() as u64, true)
+    }
+
+    /// Parse only the header (metadata and tensor records) from the first bytes of a file of
+    /// `file_len` bytes: every tensor must lie inside `file_len`, but none of its data is read
+    /// (`data` is empty, `has_data` false). For sizing a run before the whole file is read.
+    ///
+    /// # Errors
+    /// As [`Gguf::parse`]; [`Error::Truncated`] when `prefix` ends inside the header.
+    pub fn parse_header(prefix: &'a [u8], file_len: u64) -> Result<Gguf<'a>> {
+        let prefix = &prefix[..prefix.len().min(usize::try_from(file_len).unwrap_or(usize::MAX))];
+        let partial = (prefix.len() as u64) < file_len;
+        Gguf::parse_with(prefix, file_len, false).map_err(|e| match e {
+            // Ran out of the prefix, not of the file: the caller reads more and tries again.
+            Error::Truncated { .. } | Error::CountTooLarge { .. } if partial => {
+                Error::HeaderBeyondPrefix { read: prefix.len() as u64 }
+            }
+            e => e,
+        })
+    }
+
+    fn parse_with(bytes: &'a [u8], file_len: u64, with_data: bool) -> Result<Gguf<'a>> {
         let mut c = Cursor::new(bytes);
 
         // ---- header
@@ -169,14 +194,15 @@ impl<'a> Gguf<'a> {
                 dims: info.dims,
                 offset: info.offset,
                 file_offset: start,
-                // start <= end <= file_len = bytes.len(), so both fit in usize.
-                data: &bytes[start as usize..end as usize],
+                // With data, start <= end <= file_len = bytes.len(), so both fit in usize.
+                data: if with_data { &bytes[start as usize..end as usize] } else { &[] },
+                size: info.n_bytes,
                 info_offset: info.info_offset,
             });
         }
         check_overlaps(&tensors)?;
 
-        Ok(Gguf { version, alignment, data_offset, file_len, metadata, tensors })
+        Ok(Gguf { version, alignment, data_offset, file_len, metadata, tensors, has_data: with_data })
     }
 
     /// The metadata value stored under `key`.

@@ -374,3 +374,65 @@ fn overlapping_and_duplicate_tensors() {
         Err(Error::DuplicateTensor { .. })
     ));
 }
+
+#[test]
+fn a_header_parses_from_the_first_bytes_and_the_declared_size() {
+    // Two tensors: 8 f32 values at 0 and 4 at 32, so the file ends 48 bytes into the data.
+    let header = B::default()
+        .bytes(b"GGUF")
+        .u32(3)
+        .u64(2)
+        .u64(1)
+        .str("general.architecture")
+        .u32(8)
+        .str("llama")
+        .str("a")
+        .u32(1)
+        .u64(8)
+        .u32(0)
+        .u64(0)
+        .str("b")
+        .u32(1)
+        .u64(4)
+        .u32(0)
+        .u64(32)
+        .pad(32);
+    let data_offset = header.0.len() as u64;
+    let file = header.bytes(&[0u8; 48]).0;
+    let full = Gguf::parse(&file).unwrap();
+    assert!(full.has_data);
+
+    let head = Gguf::parse_header(&file[..data_offset as usize], file.len() as u64).unwrap();
+    assert!(!head.has_data);
+    assert_eq!((head.data_offset, head.file_len), (full.data_offset, full.file_len));
+    assert_eq!(head.metadata, full.metadata);
+    for (h, f) in head.tensors.iter().zip(&full.tensors) {
+        assert_eq!((h.name, &h.dims, h.file_offset, h.n_bytes()), (f.name, &f.dims, f.file_offset, f.n_bytes()));
+        assert!(h.data.is_empty());
+    }
+    // A whole file works too (its data is not read).
+    assert!(Gguf::parse_header(&file, file.len() as u64).unwrap().tensors.iter().all(|t| t.data.is_empty()));
+    // Nothing that needs the data accepts a header.
+    assert!(matches!(crate::inspect::tensor_stats(&head.tensors[0]), Err(Error::HeaderOnly { .. })));
+    assert!(matches!(crate::model::Model::from_gguf(head).map_err(|e| e.1), Err(Error::HeaderOnly { .. })));
+
+    // Cut inside the header: read more, unless the file itself ends there.
+    for cut in [0, 3, 30, 60, 134] {
+        let prefix = &file[..cut.min(file.len())];
+        let e = Gguf::parse_header(prefix, file.len() as u64).unwrap_err();
+        if cut < 4 {
+            assert!(matches!(e, Error::BadMagic { .. }), "{cut}: {e}");
+        } else {
+            assert!(matches!(e, Error::HeaderBeyondPrefix { read } if read == cut as u64), "{cut}: {e}");
+        }
+        assert!(Gguf::parse_header(prefix, cut as u64).is_err());
+    }
+    // A declared size shorter than the tensors: out of bounds, as for a whole file.
+    let e = Gguf::parse_header(&file, file.len() as u64 - 1).unwrap_err();
+    assert!(matches!(e, Error::TensorOutOfBounds { .. }), "{e}");
+    // A 3 GiB file's header needs only its first bytes.
+    let big = B::default().bytes(b"GGUF").u32(3).u64(1).u64(0).str("w").u32(2).u64(3 << 14).u64(1 << 14).u32(0).u64(0);
+    let big = big.pad(32);
+    let head = Gguf::parse_header(&big.0, big.0.len() as u64 + (3 << 30)).unwrap();
+    assert_eq!(head.tensors[0].n_bytes(), 3 << 30);
+}

@@ -30,6 +30,9 @@ impl<'a> Model<'a> {
     /// Read the model in a parsed file; on failure the file is handed back with the reason (it can
     /// still be inspected).
     pub fn from_gguf(gguf: Gguf<'a>) -> std::result::Result<Model<'a>, Box<(Gguf<'a>, crate::Error)>> {
+        if !gguf.has_data {
+            return Err(Box::new((gguf, Error::HeaderOnly { what: "reading the model".into() })));
+        }
         let config = match Config::from_gguf(&gguf) {
             Ok(c) => c,
             Err(e) => return Err(Box::new((gguf, e))),
