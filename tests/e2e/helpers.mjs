@@ -42,9 +42,11 @@ export async function launch() {
   return chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: CHROME_ARGS });
 }
 
-/** Open the page and wait until it has started (engine up, default or linked comparison done). */
-export async function openPage(browser, url, { width = 1280, height = 900 } = {}) {
-  const page = await browser.newPage({ viewport: { width, height } });
+/** Open the page and wait until it has started (engine up, default or linked comparison done).
+ * `context`: open it in this browser context (its own settings) instead of a new one. */
+export async function openPage(browser, url, { width = 1280, height = 900, context = null } = {}) {
+  const page = context ? await context.newPage() : await browser.newPage({ viewport: { width, height } });
+  if (context) await page.setViewportSize({ width, height });
   const problems = [];
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
   page.on('console', (msg) => {

@@ -11,7 +11,11 @@ export function urlProblem(text) {
   } catch {
     return `"${text.slice(0, 120)}" is not a URL.`;
   }
-  const local = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+  const local = ['localhost', '127.0.0.1'].includes(url.hostname);
+  if (url.protocol === 'http:' && url.hostname === '[::1]') {
+    // The page's Content-Security-Policy cannot name an IPv6 address (index.html, connect-src).
+    return 'http://[::1] cannot be fetched from this page: use http://127.0.0.1 or http://localhost.';
+  }
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && local)) {
     return 'Only https:// URLs are fetched (or http://localhost).';
   }

@@ -1,7 +1,8 @@
 //! A small static file server for the page: GET and HEAD only, files under one folder, no caching,
 //! the right MIME types (`application/wasm` for streaming compilation) and, unless turned off, the
 //! cross-origin isolation headers (COOP/COEP) that `SharedArrayBuffer`, and so the threaded wasm
-//! build, need. One thread per connection; loopback by default.
+//! build, need. Every response carries the page's Content-Security-Policy. One thread per
+//! connection; loopback by default.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -10,6 +11,19 @@ use std::time::Duration;
 
 /// Longest request head accepted.
 const MAX_HEAD: usize = 16 * 1024;
+
+/// The page's Content-Security-Policy, exactly as `www/index.html` states it in its
+/// `<meta http-equiv="Content-Security-Policy">` (a test checks they match; `./build.sh dist`
+/// copies the meta's policy into `_headers`). No inline script and no eval; wasm may compile;
+/// workers from the page's origin and the `blob:` URLs wasm-bindgen-rayon starts its threads
+/// from; fetches from the page's origin and the model URLs the page accepts (https, or http to
+/// this machine: CSP cannot name an IPv6 address, so not `[::1]`).
+pub const CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; \
+    connect-src 'self' https: http://localhost:* http://127.0.0.1:*; style-src 'self'; img-src 'self'; \
+    object-src 'none'; base-uri 'none'; form-action 'none'";
+
+/// What only a header can say (a `<meta>` policy ignores it): no site may frame the page.
+const CSP_HEADER_ONLY: &str = "frame-ancestors 'none'";
 
 /// The folders served: the page's root, and folders mounted under a URL prefix.
 #[derive(Clone)]
@@ -161,7 +175,8 @@ fn write_head(
 ) -> std::io::Result<()> {
     let mut head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\n\
-         Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n"
+         Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\
+         Content-Security-Policy: {CSP}; {CSP_HEADER_ONLY}\r\n"
     );
     if isolate {
         head.push_str(
@@ -211,5 +226,13 @@ mod tests {
         assert_eq!(roots.pick("/modelsX/a.js").0, Path::new("/www"));
         assert_eq!(roots.pick("/index.html"), (Path::new("/www"), "/index.html"));
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn the_header_policy_is_the_pages_policy() {
+        let page = include_str!("../../../www/index.html");
+        let meta = format!("<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">");
+        assert!(page.contains(&meta), "www/index.html must carry {meta}");
+        assert!(!CSP.contains('"') && !CSP.contains("frame-ancestors"));
     }
 }
