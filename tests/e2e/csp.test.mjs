@@ -81,6 +81,7 @@ test('the default comparison runs threaded under the policy, without a violation
   // wasm-bindgen-rayon's pool threads, which start from blob: URLs (worker-src blob:).
   assert.equal(await page.$eval('#status-engine', (e) => e.dataset.build), 'mt');
   assert.ok(Number(await page.$eval('#status-engine', (e) => e.dataset.threads)) >= 2);
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.coi), 'headers');
   // Charts and downloads (blob: links) work too.
   const { bytes } = await downloaded(page, () => page.click('#export-json'));
   assert.ok(JSON.parse(bytes.toString('utf8')).stages, 'the JSON report has its stages');
