@@ -139,6 +139,71 @@ cmd_serve() {
   exec target/release/paritylab serve --dir www --port "${PORT:-8080}" "$@"
 }
 
+# A wasm flavour needs building when its package is missing or older than the Rust sources.
+wasm_stale() {
+  local wasm="www/pkg-$1/paritylab_bg.wasm"
+  [ -f "$wasm" ] || return 0
+  [ -n "$(find src Cargo.toml Cargo.lock -newer "$wasm" -print -quit)" ]
+}
+
+# The page's Content-Security-Policy, as www/index.html's <meta> states it (`paritylab serve` sends
+# the same, checked by its tests), and what only a header can add.
+page_csp() {
+  sed -n 's/.*<meta http-equiv="Content-Security-Policy" content="\([^"]*\)">.*/\1/p' www/index.html
+}
+CSP_HEADER_ONLY="frame-ancestors 'none'"
+
+# Copy the static site into dist/ from what www/ holds (the wasm packages must exist): only what the
+# page loads, the _headers file Netlify and Cloudflare Pages read (the cross-origin isolation
+# headers, the CSP), and the service worker fallback for hosts that send no headers (GitHub Pages):
+# js/boot.js registers coi-sw.js only on a page carrying the paritylab-coi-fallback meta, which is
+# written into dist/index.html here and nowhere else.
+assemble_dist() {
+  log "dist: assembling the static site in dist/"
+  local flavour csp
+  for flavour in st mt mt-relaxed; do
+    [ -f "www/pkg-$flavour/paritylab_bg.wasm" ] || die "www/pkg-$flavour is missing: ./build.sh wasm"
+  done
+  [ -f www/vendor/uplot/uPlot.esm.js ] || die "www/vendor is missing: ./build.sh build"
+  csp=$(page_csp)
+  [ -n "$csp" ] || die "www/index.html has no Content-Security-Policy meta"
+  rm -rf dist
+  mkdir -p dist/js dist/vendor/uplot
+  # The page, its modules and workers (app.js, worker.js, coi-sw.js), its styles and icon.
+  cp www/*.html www/*.js www/*.css www/favicon.svg dist/
+  cp www/js/*.js dist/js/
+  cp www/vendor/uplot/uPlot.esm.js www/vendor/uplot/uPlot.min.css www/vendor/uplot/LICENSE dist/vendor/uplot/
+  for flavour in st mt mt-relaxed; do
+    mkdir -p "dist/pkg-$flavour"
+    cp "www/pkg-$flavour/paritylab.js" "www/pkg-$flavour/paritylab_bg.wasm" "dist/pkg-$flavour/"
+    # wasm-bindgen-rayon's worker helpers (the threaded builds import them).
+    if [ -d "www/pkg-$flavour/snippets" ]; then cp -r "www/pkg-$flavour/snippets" "dist/pkg-$flavour/"; fi
+  done
+  sed -i 's|^\(\s*\)<meta http-equiv="Content-Security-Policy".*$|&\n\1<meta name="paritylab-coi-fallback" content="coi-sw.js">|' dist/index.html
+  grep -q '<meta name="paritylab-coi-fallback"' dist/index.html || die "dist/index.html: the fallback meta was not written"
+  cat >dist/_headers <<EOF
+/*
+  Cross-Origin-Opener-Policy: same-origin
+  Cross-Origin-Embedder-Policy: require-corp
+  Cross-Origin-Resource-Policy: same-origin
+  Content-Security-Policy: $csp; $CSP_HEADER_ONLY
+  X-Content-Type-Options: nosniff
+EOF
+  # GitHub Pages: serve the files as they are, without Jekyll.
+  : >dist/.nojekyll
+  log "dist: $(find dist -type f | wc -l) files, $(du -sh dist | cut -f1); upload dist/ to a static host"
+}
+
+cmd_dist() {
+  cmd_setup
+  cmd_vendor
+  local flavour
+  for flavour in st mt mt-relaxed; do
+    if wasm_stale "$flavour"; then build_wasm "$flavour"; else log "dist: www/pkg-$flavour is up to date"; fi
+  done
+  assemble_dist
+}
+
 # Browser tests of the wasm API through wasm-pack (which drives chromedriver + Chromium).
 wasm_browser_tests() {
   export CHROMEDRIVER=/usr/bin/chromedriver
@@ -165,6 +230,7 @@ cmd_test() {
   cargo test --doc
   cmd_build
   wasm_browser_tests
+  assemble_dist
   log "test: the page end to end (Playwright, Debian chromium)"
   mkdir -p artifacts/screenshots
   PARITYLAB_BIN=target/release/paritylab CHROME_ARGS="$CHROME_ARGS" node --test --test-concurrency=1 tests/e2e/
@@ -236,6 +302,7 @@ case "${1:-help}" in
   test) cmd_test ;;
   bench) cmd_bench ;;
   fuzz) cmd_fuzz "${2:-600}" ;;
+  dist) cmd_dist ;;
   help|-h|--help) usage ;;
   *) usage; die "unknown command: $1" ;;
 esac
