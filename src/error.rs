@@ -84,6 +84,12 @@ pub enum Error {
     )]
     HeaderBeyondPrefix { read: u64 },
 
+    #[error("the file declares {count} {what} (at byte offset {offset}); paritylab reads at most {max}")]
+    TooMany { what: String, offset: u64, count: u64, max: u64 },
+
+    #[error("{0}")]
+    Memory(String),
+
     #[error("only the header of this file was read; {what} needs the tensors' data")]
     HeaderOnly { what: String },
 

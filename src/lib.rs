@@ -11,6 +11,7 @@
 //! - [`path`]: [`path::PathSpec`], the conventions a forward path follows, and its presets;
 //! - [`forward`]: the one forward pass, recording every stage in a [`trace::Trace`];
 //! - [`ops`]: the operations (dot products, projections, RMSNorm, RoPE, softmax, SiLU);
+//! - [`memory`]: what a load or a run will take, checked before it starts;
 //! - [`synth`]: synthetic models from a spec and a seed (the page's default: the source issue's
 //!   reproducer).
 
@@ -27,6 +28,7 @@ pub mod import;
 pub mod inspect;
 pub mod json;
 pub mod logits;
+pub mod memory;
 pub mod model;
 pub mod ops;
 pub mod path;

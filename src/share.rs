@@ -227,7 +227,8 @@ impl State {
 /// A model URL must be https, or http to this machine.
 pub fn check_url(url: &str) -> Result<()> {
     let lower = url.to_ascii_lowercase();
-    let local = ["http://localhost", "http://127.0.0.1", "http://[::1]"]
+    // (Not http://[::1]: the page's Content-Security-Policy cannot name an IPv6 host.)
+    let local = ["http://localhost", "http://127.0.0.1"]
         .iter()
         .any(|p| lower.starts_with(p) && matches!(lower.as_bytes().get(p.len()), None | Some(b':' | b'/')));
     if url.len() > 4096 || !(lower.starts_with("https://") || local) || url.chars().any(char::is_whitespace) {

@@ -157,11 +157,20 @@ impl SynthSpec {
 
     /// Parse the text form `PRESET[,field=value...]` (or a JSON object).
     pub fn parse(text: &str) -> Result<SynthSpec> {
+        SynthSpec::parse_within(text, MAX_SYNTH_BYTES)
+    }
+
+    /// Parse a spec for [`header_only`]: a model of any size (nothing is generated).
+    pub fn parse_unbounded(text: &str) -> Result<SynthSpec> {
+        SynthSpec::parse_within(text, u64::MAX)
+    }
+
+    fn parse_within(text: &str, max_bytes: u64) -> Result<SynthSpec> {
         let text = text.trim();
         if text.starts_with('{') {
             let spec: SynthSpec =
                 serde_json::from_str(text).map_err(|e| Error::input(format!("synthetic model spec: {e}")))?;
-            spec.validate()?;
+            spec.validate_within(max_bytes)?;
             return Ok(spec);
         }
         let mut parts = text.split(',');
@@ -182,7 +191,7 @@ impl SynthSpec {
                 .ok_or_else(|| Error::input(format!("expected field=value in the synthetic spec, got {part:?}")))?;
             spec.set(field.trim(), value.trim())?;
         }
-        spec.validate()?;
+        spec.validate_within(max_bytes)?;
         Ok(spec)
     }
 
@@ -248,6 +257,10 @@ impl SynthSpec {
 
     /// Check every field; sizes are checked before anything is allocated.
     pub fn validate(&self) -> Result<()> {
+        self.validate_within(MAX_SYNTH_BYTES)
+    }
+
+    fn validate_within(&self, max_bytes: u64) -> Result<()> {
         let bad = |msg: String| Err(Error::input(format!("synthetic spec: {msg}")));
         for (name, v, max) in [
             ("vocab", self.vocab, 1 << 20),
@@ -284,11 +297,11 @@ impl SynthSpec {
             _ => {}
         }
         let bytes = self.estimated_bytes();
-        if bytes > MAX_SYNTH_BYTES {
+        if bytes > max_bytes {
             return bad(format!(
                 "the model would take {} MiB, more than the {} MiB limit; make it smaller",
                 bytes >> 20,
-                MAX_SYNTH_BYTES >> 20
+                max_bytes >> 20
             ));
         }
         Ok(())
@@ -459,6 +472,18 @@ fn metadata(spec: &SynthSpec) -> Writer {
         .metadata("paritylab.synth.version", WriterValue::U32(SYNTH_VERSION))
         .metadata("paritylab.synth.spec", WriterValue::String(spec.to_text()));
     w
+}
+
+/// The header of the file [`generate`] would write for `spec` and that file's size, without
+/// generating any values (for a sparse file of a model too large to make: its data reads as zeros,
+/// valid weights of every type). No size limit applies.
+pub fn header_only(spec: &SynthSpec) -> Result<(Vec<u8>, u64)> {
+    spec.validate_within(u64::MAX)?;
+    let mut w = metadata(spec);
+    for (name, dims, matrix) in spec.tensors() {
+        w.declare(name.as_str(), spec.storage_type(&dims, matrix), &dims)?;
+    }
+    w.header()
 }
 
 /// Generate the GGUF file of `spec`, in one buffer of the file's exact size: each tensor is drawn

@@ -56,6 +56,8 @@ pub struct Session {
     file_name: Option<String>,
     /// Dumps dropped next to the model, by name (they outlive a model change).
     dumps: Vec<(String, RawDump)>,
+    /// A file arriving in pieces (`begin_load`, `load_chunk`, `finish_load`) and its declared size.
+    incoming: Option<(Vec<u8>, usize)>,
 }
 
 /// How the page reads a dump (every field optional).
@@ -145,18 +147,133 @@ impl Session {
             sha256: None,
             file_name: None,
             dumps: Vec::new(),
+            incoming: None,
         }
     }
 
-    /// Parse a GGUF file and keep it. Returns the same description as `paritylab inspect --json`.
-    /// On error the previously loaded file (if any) is dropped.
-    pub fn load(&mut self, bytes: Vec<u8>) -> Result<JsValue, JsError> {
+    /// Start receiving a file of `size` bytes in pieces (`load_chunk`, then `finish_load`), so that
+    /// the page never holds a second copy of a large file: the previous model is dropped and the
+    /// whole size reserved now, or refused with the memory message.
+    pub fn begin_load(&mut self, size: f64) -> Result<(), JsError> {
+        self.drop_model();
+        self.incoming = None;
+        let bytes = size as u64;
+        if !(size >= 0.0 && size.fract() == 0.0) {
+            return Err(JsError::new(&format!("file size {size} is not a byte count")));
+        }
+        let held = self.dumps_bytes();
+        let parts = vec![
+            crate::memory::Part { what: "the file".into(), bytes, lever: "model" },
+            crate::memory::Part { what: "dumps kept for comparing".into(), bytes: held, lever: "dumps" },
+        ];
+        crate::memory::Estimate::new(parts, crate::memory::wasm_budget())
+            .check("loading this file")
+            .map_err(js_error)?;
+        let size =
+            usize::try_from(bytes).map_err(|_| JsError::new("the file is larger than this engine can address"))?;
+        let mut buffer = Vec::new();
+        buffer.try_reserve_exact(size).map_err(|_| {
+            js_error(Error::Memory(format!(
+                "the browser did not give the engine the {} this file needs; close other tabs, or use a smaller file",
+                crate::memory::show_bytes(bytes)
+            )))
+        })?;
+        self.incoming = Some((buffer, size));
+        Ok(())
+    }
+
+    /// Append the next piece of the file announced by `begin_load`.
+    pub fn load_chunk(&mut self, chunk: &[u8]) -> Result<(), JsError> {
+        let (buffer, size) = self.incoming.as_mut().ok_or_else(|| JsError::new("no file is being loaded"))?;
+        if buffer.len() + chunk.len() > *size {
+            self.incoming = None;
+            return Err(JsError::new("the file grew while it was being read: drop it again"));
+        }
+        buffer.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    /// Parse the file received by `load_chunk` (as `load`).
+    pub fn finish_load(&mut self) -> Result<JsValue, JsError> {
+        let (buffer, size) = self.incoming.take().ok_or_else(|| JsError::new("no file is being loaded"))?;
+        if buffer.len() != size {
+            return Err(JsError::new(&format!(
+                "only {} of the file's {size} bytes arrived: drop it again",
+                buffer.len()
+            )));
+        }
+        self.load(buffer)
+    }
+
+    /// Refuse a comparison that cannot fit (its built-in paths, each with its f64 twin; a dump side
+    /// counts as the other side's path).
+    fn check_compare_memory(
+        &self,
+        ra: &diff::SideRequest,
+        rb: &diff::SideRequest,
+        prompt: &Prompt,
+        capture: Capture,
+    ) -> Result<(), JsError> {
+        let model = self.model()?;
+        let spec = |r: &diff::SideRequest| match r {
+            diff::SideRequest::Path(s) => Some(s.clone()),
+            diff::SideRequest::Dump(_) => None,
+        };
+        let (sa, sb) = match (spec(ra), spec(rb)) {
+            (Some(a), Some(b)) => (a, b),
+            (Some(a), None) | (None, Some(a)) => (a.clone(), a),
+            (None, None) => return Ok(()),
+        };
+        let positions = |s: &PathSpec| crate::forward::input_tokens(model, s, prompt).map(|t| t.len());
+        // A prompt the paths cannot take is the comparison's own error to report.
+        let (Ok(pa), Ok(pb)) = (positions(&sa), positions(&sb)) else { return Ok(()) };
+        self.check_memory(crate::memory::compare_need(&model.config, (&sa, pa), (&sb, pb), capture), "this comparison")
+    }
+
+    fn drop_model(&mut self) {
         self.loaded = None;
         self.last = None;
         self.report = None;
         self.comparison = None;
         self.sha256 = None;
         self.file_name = None;
+    }
+
+    /// Bytes the kept dumps take (roughly: their values as f64).
+    fn dumps_bytes(&self) -> u64 {
+        self.dumps
+            .iter()
+            .flat_map(|(_, d)| &d.tensors)
+            .map(|t| t.shape.iter().fold(8u64, |n, &d| n.saturating_mul(d as u64)))
+            .fold(0, u64::saturating_add)
+    }
+
+    /// What the loaded model and the kept dumps hold (a run's budget is what remains).
+    fn held_parts(&self) -> Vec<crate::memory::Part> {
+        let mut parts = match self.loaded.as_ref().map(|l| l.borrow_dependent()) {
+            Some(Parsed::Runnable(m)) => crate::memory::file_parts(&m.gguf, Some(&m.config)),
+            Some(Parsed::InspectOnly(g, _)) => crate::memory::file_parts(g, None),
+            None => Vec::new(),
+        };
+        parts.push(crate::memory::Part {
+            what: "dumps kept for comparing".into(),
+            bytes: self.dumps_bytes(),
+            lever: "dumps",
+        });
+        parts
+    }
+
+    /// Refuse a run or a comparison whose estimate (`parts`) does not fit next to what is held.
+    fn check_memory(&self, parts: Vec<crate::memory::Part>, doing: &str) -> Result<(), JsError> {
+        let mut all = self.held_parts();
+        all.extend(parts);
+        crate::memory::Estimate::new(all, crate::memory::wasm_budget()).check(doing).map(|_| ()).map_err(js_error)
+    }
+
+    /// Parse a GGUF file and keep it. Returns the same description as `paritylab inspect --json`.
+    /// On error the previously loaded file (if any) is dropped.
+    pub fn load(&mut self, bytes: Vec<u8>) -> Result<JsValue, JsError> {
+        self.drop_model();
         let loaded = Loaded::try_new(bytes, |b| {
             Gguf::parse(b).map(|g| match Model::from_gguf(g) {
                 Ok(m) => Parsed::Runnable(Box::new(m)),
@@ -277,9 +394,12 @@ impl Session {
             return Err(JsError::new(&format!("decode {} tokens: at most {MAX_DECODE}", req.decode)));
         }
         let capture = req.capture.unwrap_or_default();
-        self.last = None;
         let model = self.model()?;
         let tokens = crate::forward::input_tokens(model, &spec, &prompt).map_err(js_error)?;
+        let positions = tokens.len().saturating_add(req.decode);
+        self.check_memory(crate::memory::run_need(&model.config, &spec, positions, capture), "this run")?;
+        self.last = None;
+        let model = self.model()?;
         let mut runner = Runner::new(model, &spec, capture).map_err(js_error)?;
         let t0 = now_ms();
         runner.feed(&tokens).map_err(js_error)?;
@@ -335,7 +455,7 @@ impl Session {
         };
         let shape = crate::trace::TraceShape::of(&model.config);
         let estimate = |capture: Capture| match &spec_b {
-            Some(spec_b) => diff::estimate_bytes(model, (&spec_a, positions_a), (spec_b, positions_b), capture),
+            Some(spec_b) => diff::estimate_bytes(&shape, (&spec_a, positions_a), (spec_b, positions_b), capture),
             None => shape.bytes(
                 positions_a.saturating_add(decode),
                 capture,
@@ -427,6 +547,10 @@ impl Session {
             top_k: req.top_k.unwrap_or(defaults.top_k),
             capture: req.capture.unwrap_or_default(),
         };
+        self.check_compare_memory(&ra, &rb, &prompt, opts.capture)?;
+        // What the last comparison kept is replaced: free it before this one runs.
+        self.report = None;
+        self.comparison = None;
         let sha = self.sha256()?;
         let model = self.model()?;
         let mut report_progress = |p: diff::Progress| {
@@ -684,10 +808,88 @@ pub fn decode_state(hash: &str) -> Result<JsValue, JsError> {
     to_js(&crate::share::State::decode(hash).map_err(js_error)?)
 }
 
+/// Stop the engine as a failed allocation does (`handle_alloc_error` aborts: a wasm trap), for the
+/// page's test that a crashed engine is noticed and restarted. Nothing else calls it.
+#[wasm_bindgen]
+pub fn abort_for_test() {
+    std::alloc::handle_alloc_error(std::alloc::Layout::new::<[u8; 1 << 20]>());
+}
+
 /// Bytes of wasm memory in use (the linear memory's size).
 #[wasm_bindgen]
 pub fn memory_bytes() -> f64 {
     (core::arch::wasm32::memory_size(0) * 65536) as f64
+}
+
+/// What the page will do after a load, as a JS object (every field optional).
+#[derive(serde::Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct PlanRequest {
+    a: Option<String>,
+    /// With `b`: a comparison of `a` with `b`; without: a run of `a`.
+    b: Option<String>,
+    /// Text or token ids.
+    prompt: Option<serde_json::Value>,
+    capture: Option<Capture>,
+    decode: usize,
+}
+
+/// Before a file is read: parse its header from its first bytes (`prefix`) given its `size`, and
+/// check that loading it, then doing `request` (see [`PlanRequest`]; sides that are dumps or not
+/// paths are left out), fits in the engine's memory. Returns `{more: n}` when the header goes on
+/// past the prefix (read `n` bytes and call again), else `{header_bytes, estimate}`
+/// (`{parts: [{what, bytes, lever}], total, available, fits}`). Throws the header's error, or the
+/// memory message when it does not fit.
+#[wasm_bindgen]
+pub fn plan_load(prefix: &[u8], size: f64, request: JsValue) -> Result<JsValue, JsError> {
+    if !(size >= 0.0 && size.fract() == 0.0 && size < 2f64.powi(53)) {
+        return Err(JsError::new(&format!("file size {size} is not a byte count")));
+    }
+    let size = size as u64;
+    let req: PlanRequest = options_from_js(request, "load plan")?;
+    let g = match Gguf::parse_header(prefix, size) {
+        Ok(g) => g,
+        Err(Error::HeaderBeyondPrefix { read }) => {
+            let more = read.saturating_mul(4).max(1 << 20).min(size);
+            return to_js(&serde_json::json!({ "more": more }));
+        }
+        Err(e) => return Err(js_error(e)),
+    };
+    plan(&g, &req)
+}
+
+/// As [`plan_load`] for the synthetic model of `spec` (before generating it).
+#[wasm_bindgen]
+pub fn plan_synthetic(spec: &str, request: JsValue) -> Result<JsValue, JsError> {
+    let req: PlanRequest = options_from_js(request, "load plan")?;
+    let spec = synth::SynthSpec::parse(spec).map_err(js_error)?;
+    let (header, size) = synth::header_only(&spec).map_err(js_error)?;
+    let g = Gguf::parse_header(&header, size).map_err(js_error)?;
+    plan(&g, &req)
+}
+
+fn plan(g: &Gguf<'_>, req: &PlanRequest) -> Result<JsValue, JsError> {
+    let path = |t: &Option<String>| t.as_deref().and_then(|t| PathSpec::parse(t).ok());
+    let positions = match &req.prompt {
+        Some(serde_json::Value::String(t)) => crate::memory::text_tokens_bound(t),
+        Some(serde_json::Value::Array(ids)) => ids.len() + 1,
+        _ => 1,
+    }
+    .saturating_add(req.decode);
+    let intent = path(&req.a).map(|a| crate::memory::Intent {
+        a,
+        b: path(&req.b),
+        positions,
+        capture: req.capture.unwrap_or(Capture::Off),
+    });
+    let parts = crate::memory::load_need(g, intent.as_ref());
+    let doing = match &intent {
+        Some(i) if i.b.is_some() => "loading this model and comparing its two paths",
+        Some(_) => "loading this model and running it",
+        None => "loading this model",
+    };
+    let estimate = crate::memory::Estimate::new(parts, crate::memory::wasm_budget()).check(doing).map_err(js_error)?;
+    to_js(&serde_json::json!({ "header_bytes": g.data_offset, "estimate": estimate }))
 }
 
 /// The path presets: `[{name, description}]`.

@@ -2,7 +2,7 @@
 // part. All compute runs in the engine's worker; the page only arranges it. The whole state lives
 // in the URL hash (encoded by the engine), so a link reproduces a comparison.
 
-import { CancelledError, Engine } from './js/engine.js';
+import { CancelledError, CrashedError, Engine } from './js/engine.js';
 import { Inspector } from './js/inspector.js';
 import { SourcePanel } from './js/source.js';
 import { PromptEditor } from './js/prompt.js';
@@ -21,7 +21,7 @@ const FULL_CAPTURE_LIMIT = 256 * 2 ** 20;
 /** The synthetic model of Qwen3-0.6B's shape (a preset of the generator). */
 const QWEN3_SPEC = 'qwen3-0.6b';
 
-const engine = new Engine();
+const engine = new Engine(undefined, { onCrash: (reason) => engineCrashed(reason) });
 const app = {
   source: null, // {synth} | {url} | {file: {name, size, sha256}}
   fileHandle: null, // the File behind a {file} source, to reload after a restart
@@ -44,7 +44,7 @@ const source = new SourcePanel($('#source'), {
   // Qwen3-0.6B's shape: big, so it is run (timed, with per-stage statistics) rather than compared.
   onQwen3: () => act(async () => {
     setCapture('stats', { chosen: true, note: 'Capture is set to stats for the Qwen3-0.6B-shaped model: per-stage summaries keep a run of a model this size fast and small. Choose full to keep every value.' });
-    await loadSource({ synth: QWEN3_SPEC }, { compareAfter: false });
+    await loadSource({ synth: QWEN3_SPEC }, { after: 'run' });
     if (app.runnable) await run();
   }),
   // A GGUF dropped anywhere is the model; anything else is a dump.
@@ -225,6 +225,20 @@ function setBusy(busy) {
   $('#run-button').disabled = busy || !app.runnable || paths.isDump('a');
 }
 
+/**
+ * The engine crashed and a fresh one was started (see Engine): say so, and put the model back
+ * (the settings are in the page and its address). While an action runs, it sees its call fail
+ * and does this in its own error handling.
+ */
+function engineCrashed(reason) {
+  const notice = $('#crash-notice');
+  notice.hidden = false;
+  notice.textContent = `The engine crashed (${reason}) and was restarted, with your settings kept. ` +
+    'If it happened during a run, the run likely needed more memory than the browser gave: try a lower capture level, a shorter prompt or a smaller model.';
+  document.body.dataset.crashes = String(engine.crashes);
+  if (!app.busy) act(reload);
+}
+
 /** Run one user action: busy state, errors shown, cancellation understood. */
 async function act(fn) {
   if (app.busy) return;
@@ -233,7 +247,10 @@ async function act(fn) {
   try {
     await fn();
   } catch (err) {
-    if (err instanceof CancelledError || err.name === 'AbortError') {
+    if (err instanceof CrashedError) {
+      showError(err.message);
+      await reload();
+    } else if (err instanceof CancelledError || err.name === 'AbortError') {
       showError('Cancelled.');
       // A cancelled computation restarted the engine: load the model into the new one.
       if (err instanceof CancelledError) await reload();
@@ -267,7 +284,7 @@ async function reload() {
     await loadSource(src, { compareAfter: false, quiet: true });
     await dumps.restore();
   } catch (err) {
-    showError(`Cancelled; the model could not be reloaded: ${err.message}`);
+    showError(`The model could not be reloaded into the restarted engine: ${err.message}`);
   }
 }
 
@@ -290,17 +307,53 @@ function clearModel() {
 }
 
 /** Hand bytes to the engine; a failure leaves it without a model. */
-async function engineLoad(type, payload, transfer = []) {
+async function engineLoad(type, payload, transfer = [], onProgress = null) {
   try {
-    return await engine.call(type, payload, transfer);
+    return await engine.call(type, payload, transfer, onProgress);
   } catch (err) {
-    if (!(err instanceof CancelledError)) clearModel();
+    // A file refused before it was read leaves the engine's model as it was.
+    if (!(err instanceof CancelledError) && !err.kept) clearModel();
     throw err;
   }
 }
 
+/**
+ * What the page will do once a model is loaded (`compare`, `run` or nothing), for the engine's
+ * check that the model and that work fit in its memory before anything is read. The capture level
+ * is the lowest the page would choose on its own (the run checks again with the exact one).
+ */
+function loadIntent(after) {
+  if (!after) return {};
+  const [a, b] = paths.texts();
+  let promptValue;
+  try {
+    promptValue = prompt.engineValue();
+  } catch {
+    promptValue = undefined; // the prompt's own error comes with the run
+  }
+  const capture = app.captureChosen ? captureLevel() : 'stats';
+  if (after === 'compare') return { a, b, prompt: promptValue, capture };
+  let decode = 0;
+  try {
+    decode = decodeCount();
+  } catch {
+    decode = 0;
+  }
+  return { a, prompt: promptValue, capture, decode };
+}
+
+/** Read a file (or a downloaded Blob) into the engine, after its header and memory check. */
+async function loadBlob(blob, name, request) {
+  const label = `Reading ${name} (${bytes(blob.size)})`;
+  showProgress(`${label}…`, { value: 0 });
+  const loaded = await engineLoad('load_file', { file: blob, name, request }, [], ({ read, total }) =>
+    showProgress(`${label}…`, { value: read / total, detail: `${bytes(read)} of ${bytes(total)}` }));
+  return loaded.info;
+}
+
 /** Load a model from `src` ({synth: text} | {file: File} | {url: text}); returns the inspection. */
-async function loadSource(src, { compareAfter = false, quiet = false } = {}) {
+async function loadSource(src, { compareAfter = false, quiet = false, after = compareAfter ? 'compare' : null } = {}) {
+  const request = loadIntent(after);
   let info;
   let title;
   let detail;
@@ -311,7 +364,7 @@ async function loadSource(src, { compareAfter = false, quiet = false } = {}) {
     source.fillSynth(parsed.spec);
     showProgress(`Generating the synthetic model (${bytes(parsed.bytes)})…`);
     started = performance.now();
-    info = await engineLoad('synthetic', { spec: parsed.text });
+    info = (await engineLoad('synthetic', { spec: parsed.text, request })).info;
     app.loadSeconds = (performance.now() - started) / 1000;
     app.source = { synth: parsed.text };
     app.fileHandle = null;
@@ -324,10 +377,7 @@ async function loadSource(src, { compareAfter = false, quiet = false } = {}) {
     source.showTab('src-tab-synth');
   } else if (src.file) {
     const file = src.file;
-    showProgress(`Reading ${file.name} (${bytes(file.size)})…`);
-    const buffer = await file.arrayBuffer();
-    showProgress(`Parsing ${file.name}…`);
-    info = await engineLoad('load', { bytes: buffer, name: file.name }, [buffer]);
+    info = await loadBlob(file, file.name, request);
     const sha256 = await engine.call('file_sha256');
     app.source = { file: { name: file.name, size: file.size, sha256 } };
     app.fileHandle = file;
@@ -342,7 +392,7 @@ async function loadSource(src, { compareAfter = false, quiet = false } = {}) {
     app.download = new AbortController();
     try {
       showProgress(`Downloading ${url}…`, { value: null });
-      const buffer = await fetchModel(url, {
+      const blob = await fetchModel(url, {
         signal: app.download.signal,
         onProgress: ({ received, total, speed }) =>
           showProgress(`Downloading ${new URL(url).pathname.split('/').pop() || url}`, {
@@ -351,8 +401,7 @@ async function loadSource(src, { compareAfter = false, quiet = false } = {}) {
           }),
       });
       app.download = null;
-      showProgress('Parsing…');
-      info = await engineLoad('load', { bytes: buffer, name: url.split('/').pop() }, [buffer]);
+      info = await loadBlob(blob, url.split('/').pop() || 'model.gguf', request);
     } finally {
       app.download = null;
     }

@@ -59,16 +59,72 @@ async function start() {
   };
 }
 
+/** Bytes of a file read and handed to the engine at a time. */
+const CHUNK = 16 * 2 ** 20;
+
+/**
+ * Check a file before reading it: its header (from its first bytes, more while the header goes
+ * on) and what loading it and then doing `request` will take. Throws the header's error or the
+ * memory message; a file that does not fit is never read.
+ */
+async function planFile(file, request) {
+  return refusedKeepsModel(async () => {
+    let n = Math.min(file.size, 2 ** 20);
+    for (;;) {
+      const prefix = new Uint8Array(await file.slice(0, n).arrayBuffer());
+      const plan = engine.plan_load(prefix, file.size, request || {});
+      if (plan.more === undefined) return plan;
+      if (plan.more <= n) throw new Error('the GGUF header is truncated');
+      n = plan.more;
+    }
+  });
+}
+
+/** Errors of a check made before the engine dropped its model say so (`kept`: the page keeps it). */
+async function refusedKeepsModel(check) {
+  try {
+    return await check();
+  } catch (err) {
+    throw Object.assign(err instanceof Error ? err : new Error(String(err)), { kept: true });
+  }
+}
+
+/** Load a File (a handle: the worker reads it piece by piece straight into the engine). */
+async function loadFile({ file, name, request }, progress) {
+  const plan = await planFile(file, request);
+  session.begin_load(file.size);
+  for (let offset = 0; offset < file.size; offset += CHUNK) {
+    session.load_chunk(new Uint8Array(await file.slice(offset, offset + CHUNK).arrayBuffer()));
+    progress({ read: Math.min(offset + CHUNK, file.size), total: file.size });
+  }
+  const info = session.finish_load();
+  session.set_file_name(name || file.name || 'model.gguf');
+  return { value: { info, estimate: plan.estimate } };
+}
+
 /** Answer one request; `progress` posts progress for this request. */
 function handle(msg, progress) {
   switch (msg.type) {
+    case 'load_file':
+      return loadFile(msg, progress);
     case 'load': {
-      const value = session.load(new Uint8Array(msg.bytes));
-      if (msg.name) session.set_file_name(msg.name);
-      return { value };
+      const bytes = new Uint8Array(msg.bytes);
+      return refusedKeepsModel(() => engine.plan_load(bytes, bytes.length, msg.request || {})).then((plan) => {
+        const info = session.load(bytes);
+        if (msg.name) session.set_file_name(msg.name);
+        return { value: { info, estimate: plan.estimate } };
+      });
     }
+    case 'plan_file':
+      return planFile(msg.file, msg.request).then((plan) => ({ value: plan }));
+    case 'abort_for_test':
+      // Makes the engine trap as an allocation failure would: the page's crash handling is tested.
+      engine.abort_for_test();
+      return { value: null };
     case 'synthetic':
-      return { value: session.load_synthetic(msg.spec || '') };
+      return refusedKeepsModel(() => engine.plan_synthetic(msg.spec || '', msg.request || {})).then((plan) => ({
+        value: { info: session.load_synthetic(msg.spec || ''), estimate: plan.estimate },
+      }));
     case 'tensor_stats':
       return { value: session.tensor_stats(msg.name) };
     case 'model_info':
@@ -148,10 +204,14 @@ self.onmessage = async (event) => {
   try {
     await ready;
     const progress = (value) => self.postMessage({ id: msg.id, type: 'progress', value });
-    const { value, transfer } = handle(msg, progress);
+    const { value, transfer } = await handle(msg, progress);
     self.postMessage({ id: msg.id, type: 'result', value }, transfer || []);
   } catch (err) {
-    self.postMessage({ id: msg.id, type: 'error', message: String(err && err.message ? err.message : err) });
+    // A trap (out of memory inside the engine, or a bug) leaves the engine unusable: the page
+    // restarts the worker. So does a failed growth of the engine's memory.
+    const fatal = err instanceof WebAssembly.RuntimeError || (err instanceof RangeError && /memory/i.test(err.message));
+    const message = String(err && err.message ? err.message : err);
+    self.postMessage({ id: msg.id, type: 'error', fatal, kept: err?.kept === true, message });
   }
 };
 

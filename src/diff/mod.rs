@@ -612,14 +612,13 @@ impl Default for CompareOptions {
 /// measures its noise, plus one more run for isolation or explain), `positions_*`: the positions
 /// each path runs. An estimate, to choose a capture level before running.
 pub fn estimate_bytes(
-    model: &Model<'_>,
+    shape: &TraceShape,
     (a, positions_a): (&PathSpec, usize),
     (b, positions_b): (&PathSpec, usize),
     capture: Capture,
 ) -> u64 {
-    let shape = TraceShape::of(&model.config);
-    Measured::estimate_bytes(&shape, a, positions_a, capture)
-        + Measured::estimate_bytes(&shape, b, positions_b, capture)
+    Measured::estimate_bytes(shape, a, positions_a, capture)
+        + Measured::estimate_bytes(shape, b, positions_b, capture)
         + shape.bytes(positions_b, capture, b.precision == Precision::F64)
 }
 

@@ -34,6 +34,11 @@ pub const DEFAULT_ALIGNMENT: u64 = 32;
 pub const MAX_ALIGNMENT: u32 = 1 << 16;
 /// ggml tensors have at most this many dimensions.
 pub const MAX_DIMS: u32 = 4;
+/// Most tensors a file may hold (a dense 70B model has about 720, large mixtures of experts a few
+/// thousand): more is a damaged or hostile file, refused before any bookkeeping is sized from it.
+pub const MAX_TENSORS: u64 = 1 << 16;
+/// Most metadata entries (real files have a few dozen; a tokenizer's arrays are one entry each).
+pub const MAX_METADATA: u64 = 1 << 16;
 
 /// One tensor: its info record and a view of its bytes.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,6 +145,7 @@ impl<'a> Gguf<'a> {
         let kv_count = c.u64(|| "the metadata count".into())?;
 
         // ---- metadata: each entry takes at least a key length, a type and one byte of value.
+        check_limit("metadata entries", kv_count_offset, kv_count, MAX_METADATA)?;
         check_count(&c, "the metadata count", kv_count_offset, kv_count, 8 + 4 + 1)?;
         let mut metadata: Vec<(&'a str, Value<'a>)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -167,6 +173,7 @@ impl<'a> Gguf<'a> {
         };
 
         // ---- tensor infos: each takes at least a name length, n_dims, a type and an offset.
+        check_limit("tensors", tensor_count_offset, tensor_count, MAX_TENSORS)?;
         check_count(&c, "the tensor count", tensor_count_offset, tensor_count, 8 + 4 + 4 + 8)?;
         let mut infos = Vec::new();
         for i in 0..tensor_count {
@@ -275,6 +282,14 @@ fn read_tensor_info<'a>(c: &mut Cursor<'a>, i: u64, alignment: u64) -> Result<Te
         return Err(Error::MisalignedTensor { name: name.to_string(), offset, alignment });
     }
     Ok(TensorInfo { name, ggml_type, dims, offset, n_bytes, info_offset })
+}
+
+/// Reject a count over what paritylab accepts from any file.
+fn check_limit(what: &str, offset: u64, count: u64, max: u64) -> Result<()> {
+    if count > max {
+        return Err(Error::TooMany { what: what.into(), offset, count, max });
+    }
+    Ok(())
 }
 
 /// Reject a count that cannot possibly fit in what remains of the file.

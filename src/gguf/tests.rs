@@ -274,11 +274,18 @@ fn wrong_magic_and_versions() {
 
 #[test]
 fn lying_counts_are_rejected_before_allocating() {
+    // Over paritylab's limits whatever the file's size...
     let huge_tensors = B::header(3, u64::MAX, 0).0;
     let err = Gguf::parse(&huge_tensors).unwrap_err();
-    assert!(matches!(err, Error::CountTooLarge { offset: 8, .. }), "{err}");
+    assert!(matches!(err, Error::TooMany { offset: 8, max: MAX_TENSORS, .. }), "{err}");
+    assert!(err.to_string().contains("declares 18446744073709551615 tensors"), "{err}");
     let huge_kv = B::header(3, 0, 1 << 60).0;
-    assert!(matches!(Gguf::parse(&huge_kv), Err(Error::CountTooLarge { offset: 16, .. })));
+    assert!(matches!(Gguf::parse(&huge_kv), Err(Error::TooMany { offset: 16, max: MAX_METADATA, .. })));
+    // ...and within them, more than the bytes that remain can hold.
+    let many_tensors = B::header(3, 1000, 0).0;
+    assert!(matches!(Gguf::parse(&many_tensors), Err(Error::CountTooLarge { offset: 8, .. })));
+    let many_kv = B::header(3, 0, 1000).0;
+    assert!(matches!(Gguf::parse(&many_kv), Err(Error::CountTooLarge { offset: 16, .. })));
     let huge_string = B::header(3, 0, 1).u64(u64::MAX).bytes(&[0; 16]).0;
     let err = Gguf::parse(&huge_string).unwrap_err();
     assert!(matches!(err, Error::Truncated { offset: 32, need: u64::MAX, .. }), "{err}");

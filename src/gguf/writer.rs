@@ -214,13 +214,12 @@ impl Writer {
         })
     }
 
-    /// The whole file, in one buffer of its exact size: `fill(i, dst)` writes the data of the
-    /// `i`-th tensor (in the order added) that was declared without data into `dst`, which has
-    /// exactly its size.
+    /// The header (metadata, tensor records, padding to the data section) and the size of the
+    /// whole file it describes, without any tensor data: what a sparse file starts with.
     ///
     /// # Errors
-    /// An invalid alignment, a file too large for memory, or `fill`'s error.
-    pub fn to_bytes_with(&self, mut fill: impl FnMut(usize, &mut [u8]) -> Result<()>) -> Result<Vec<u8>> {
+    /// An invalid alignment or sizes that overflow.
+    pub fn header(&self) -> Result<(Vec<u8>, u64)> {
         if self.alignment == 0 {
             return Err(Error::Write(format!("general.alignment must be a u32 power of two up to {MAX_ALIGNMENT}")));
         }
@@ -252,8 +251,20 @@ impl Writer {
             header.extend_from_slice(&off.to_le_bytes());
         }
         pad_to(&mut header, self.alignment);
-        let total =
-            (header.len() as u64).checked_add(offset).and_then(|t| usize::try_from(t).ok()).ok_or_else(too_large)?;
+        let total = (header.len() as u64).checked_add(offset).ok_or_else(too_large)?;
+        Ok((header, total))
+    }
+
+    /// The whole file, in one buffer of its exact size: `fill(i, dst)` writes the data of the
+    /// `i`-th tensor (in the order added) that was declared without data into `dst`, which has
+    /// exactly its size.
+    ///
+    /// # Errors
+    /// An invalid alignment, a file too large for memory, or `fill`'s error.
+    pub fn to_bytes_with(&self, mut fill: impl FnMut(usize, &mut [u8]) -> Result<()>) -> Result<Vec<u8>> {
+        let (header, total) = self.header()?;
+        let too_large = || Error::Write("tensor data too large".into());
+        let total = usize::try_from(total).map_err(|_| too_large())?;
         let mut out = Vec::new();
         out.try_reserve_exact(total)
             .map_err(|_| Error::Write(format!("not enough memory for a file of {} MiB", total >> 20)))?;

@@ -22,11 +22,16 @@ export function urlProblem(text) {
   return null;
 }
 
+/** The most the browser engine can hold: wasm32 memory is at most 4 GiB. */
+export const MAX_MODEL_BYTES = 4 * 2 ** 30;
+
 /**
- * Download `url` into an ArrayBuffer. `onProgress({received, total, speed})` is called as data
- * arrives (`total` is null when the server does not say). Throws readable errors.
+ * Download `url` into a Blob (the browser may keep a large one on disk; the engine reads it in
+ * pieces). `onProgress({received, total, speed})` is called as data arrives (`total` is null when
+ * the server does not say). A file over `maxBytes` is refused as soon as its size is known.
+ * Throws readable errors.
  */
-export async function fetchModel(url, { signal, onProgress } = {}) {
+export async function fetchModel(url, { signal, onProgress, maxBytes = MAX_MODEL_BYTES } = {}) {
   const problem = urlProblem(url);
   if (problem) throw new Error(problem);
   const host = new URL(url).host;
@@ -42,6 +47,12 @@ export async function fetchModel(url, { signal, onProgress } = {}) {
   }
   if (!response.ok) throw new Error(`${host} answered ${response.status} ${response.statusText} for ${url}.`);
   const total = Number(response.headers.get('content-length')) || null;
+  const tooLarge = (size) =>
+    new Error(`${url} is ${fmtBytes(size)}: larger than the ${fmtBytes(maxBytes)} the browser engine can hold (wasm32 memory). Run it with the paritylab CLI, or use a smaller or more quantized file.`);
+  if (total !== null && total > maxBytes) {
+    response.body?.cancel();
+    throw tooLarge(total);
+  }
   const type = response.headers.get('content-type') || 'unknown type';
   if (!response.body) throw new Error('This browser cannot stream downloads.');
   const reader = response.body.getReader();
@@ -61,15 +72,13 @@ export async function fetchModel(url, { signal, onProgress } = {}) {
     }
     chunks.push(value);
     received += value.length;
+    if (received > maxBytes) {
+      await reader.cancel();
+      throw tooLarge(received);
+    }
     const secs = (performance.now() - started) / 1000;
     onProgress?.({ received, total, speed: secs > 0 ? received / secs : 0 });
   }
   if (received < 4) throw new Error(`${url} is empty (${fmtBytes(received)}), not a GGUF file.`);
-  const out = new Uint8Array(received);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out.buffer;
+  return new Blob(chunks);
 }

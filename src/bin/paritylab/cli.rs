@@ -159,6 +159,11 @@ enum Command {
         /// Where to write the GGUF.
         #[arg(short, long)]
         output: PathBuf,
+        /// Write only the header and extend the file to its declared size as a sparse file (the
+        /// data reads as zeros): a model of any size, in no time and no disk space, for testing
+        /// how tools handle files too large for them.
+        #[arg(long)]
+        sparse: bool,
     },
     /// Measure throughput (used by ./build.sh bench; prints JSON).
     #[command(subcommand)]
@@ -541,7 +546,20 @@ fn run(args: Args) -> anyhow::Result<()> {
             let r = Report::build(info, &comparison, &opts);
             finish(&r, output)
         }
-        Command::Synth { spec, output } => {
+        Command::Synth { spec, output, sparse: true } => {
+            let spec = paritylab::synth::SynthSpec::parse_unbounded(&spec)?;
+            let (header, size) = paritylab::synth::header_only(&spec)?;
+            let write = || -> std::io::Result<()> {
+                let file = std::fs::File::create(&output)?;
+                std::io::Write::write_all(&mut &file, &header)?;
+                file.set_len(size)
+            };
+            write().with_context(|| format!("cannot write {}", output.display()))?;
+            println!("{size} bytes (sparse)  {}", output.display());
+            eprintln!("spec {}", spec.to_text());
+            Ok(())
+        }
+        Command::Synth { spec, output, sparse: false } => {
             let spec = paritylab::synth::SynthSpec::parse(&spec)?;
             let bytes = paritylab::synth::generate(&spec)?;
             std::fs::write(&output, &bytes).with_context(|| format!("cannot write {}", output.display()))?;
