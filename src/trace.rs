@@ -172,6 +172,39 @@ impl Values {
     }
 }
 
+/// Where a run first produced a NaN or an infinity: the earliest position, and in it the first stage
+/// in execution order (a causal model's position depends only on itself and earlier ones, so what
+/// comes first there is where it started).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NonFinite {
+    /// Position in the run (its own tokens, BOS included).
+    pub position: usize,
+    pub token: u32,
+    /// The dump name (`blk.3.ffn_out`).
+    pub name: String,
+    /// `None` outside the layers.
+    pub layer: Option<usize>,
+    pub stage: Stage,
+    /// The first non-finite element of that stage.
+    pub index: usize,
+    /// `NaN`, `inf` or `-inf` (`None` with capture stats: the statistics keep only where).
+    pub value: Option<&'static str>,
+    /// Positions where some kept stage holds a non-finite value.
+    pub positions: usize,
+    /// Stage entries (stage x position) holding one.
+    pub stages: usize,
+}
+
+fn non_finite_name(x: f64) -> &'static str {
+    if x.is_nan() {
+        "NaN"
+    } else if x > 0.0 {
+        "inf"
+    } else {
+        "-inf"
+    }
+}
+
 /// How much of a run a trace keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -375,6 +408,46 @@ impl Trace {
     /// Whether every value of every stage is known.
     pub fn is_complete(&self) -> bool {
         self.known.is_empty()
+    }
+
+    /// The first NaN or infinity of the run, over what it kept (every value with capture full, the
+    /// statistics' first non-finite index with stats, the logits with off).
+    pub fn first_non_finite(&self) -> Option<NonFinite> {
+        let mut first: Option<NonFinite> = None;
+        let (mut positions, mut stages) = (0, 0);
+        for pos in 0..self.positions() {
+            let mut here = false;
+            for &id in &self.order {
+                let found = if let Some(v) = self.get(id, pos) {
+                    let known = self.known(id, pos);
+                    (0..v.len())
+                        .filter(|i| known.is_none_or(|k| k.binary_search(i).is_ok()))
+                        .find_map(|i| v.get(i).filter(|x| !x.is_finite()).map(|x| (i, Some(non_finite_name(x)))))
+                } else if let Some(st) = self.stats_at(id, pos) {
+                    st.first_non_finite.map(|i| (i, None))
+                } else {
+                    None
+                };
+                let Some((index, value)) = found else { continue };
+                here = true;
+                stages += 1;
+                if first.is_none() {
+                    first = Some(NonFinite {
+                        position: pos,
+                        token: self.tokens[pos],
+                        name: id.name(),
+                        layer: id.layer,
+                        stage: id.stage,
+                        index,
+                        value,
+                        positions: 0,
+                        stages: 0,
+                    });
+                }
+            }
+            positions += usize::from(here);
+        }
+        first.map(|f| NonFinite { positions, stages, ..f })
     }
 
     /// Stages in execution order.

@@ -289,3 +289,41 @@ fn trace_estimates_follow_the_values_a_trace_holds() {
         assert!(shape.bytes(tokens.len(), Capture::Stats, false) < est / 2);
     }
 }
+
+#[test]
+fn a_nan_is_reported_where_it_first_appears_and_the_comparison_goes_on() {
+    // Large weights make the attention scores overflow exp(): the naive softmax (no max
+    // subtracted) gets inf / inf = NaN from layer 0's scores on; the max-subtracted one stays finite.
+    let spec =
+        paritylab::synth::SynthSpec::parse("source-issue,arch=llama,type=f32,dist=int:-100:100,layers=2").unwrap();
+    let bytes = paritylab::synth::generate(&spec).unwrap();
+    let m = Model::from_bytes(&bytes).unwrap();
+    let tokens = [1, 5, 3];
+    for capture in [paritylab::trace::Capture::Full, paritylab::trace::Capture::Stats] {
+        let opts = CompareOptions { capture, ..CompareOptions::default() };
+        let (a, b) = (PathSpec::hf(), PathSpec::parse("hf,softmax=naive").unwrap());
+        let c = compare(&m, &a, &b, &tokens, &opts).unwrap();
+        let r = Report::new(&m, None, "00".into(), &c, &opts);
+        assert_eq!(r.non_finite.a, None, "{capture:?}");
+        let f = r.non_finite.b.as_ref().unwrap_or_else(|| panic!("{capture:?}: no NaN found"));
+        assert_eq!((f.position, f.layer, f.stage, f.name.as_str()), (0, Some(0), Stage::KqSoftmax, "blk.0.kq_softmax"));
+        assert_eq!(f.token, 1);
+        // Full capture knows the value; stats only where it is.
+        let want = if capture == paritylab::trace::Capture::Full { Some("NaN") } else { None };
+        assert_eq!(f.value, want);
+        assert!(f.positions == 3 && f.stages > 3, "{f:?}");
+        // The comparison went on past it: every stage at every position compared, logits too.
+        assert!(!r.agrees());
+        assert_eq!(r.logits.len(), 3);
+        let line = &r.non_finite_lines()[0];
+        assert!(line.starts_with("B (`hf,softmax=naive`) produces"), "{line}");
+        assert!(
+            line.contains("first at `blk.0.kq_softmax` (layer 0, stage kq_softmax) of position 0 (token 1)"),
+            "{line}"
+        );
+        assert!(r.markdown(None).contains("**NaN/Inf:** B"), "markdown");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["non_finite"]["b"]["name"], "blk.0.kq_softmax");
+        assert!(json["non_finite"]["a"].is_null());
+    }
+}

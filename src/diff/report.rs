@@ -12,7 +12,7 @@ use crate::import::{DumpInfo, Outcome};
 use crate::logits::{top_k, Candidate};
 use crate::model::{Config, Model};
 use crate::path::PathSpec;
-use crate::trace::{Capture, Stage, StageId};
+use crate::trace::{Capture, NonFinite, Stage, StageId};
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -145,6 +145,16 @@ pub struct Report {
     pub isolation: Option<IsolationReport>,
     pub explain: Option<Explanation>,
     pub top_k: Vec<TopK>,
+    /// Where each side first produced a NaN or an infinity, if it did (positions are the side's own
+    /// run, BOS included). The comparison goes on: metrics cover the finite values and count the rest.
+    pub non_finite: NonFiniteSides,
+}
+
+/// The first NaN or infinity of each side.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NonFiniteSides {
+    pub a: Option<NonFinite>,
+    pub b: Option<NonFinite>,
 }
 
 fn divergence(d: &StageDiff, c: &Comparison, al: &Alignment) -> Divergence {
@@ -266,7 +276,32 @@ impl Report {
             isolation,
             explain: c.explain.clone(),
             top_k,
+            non_finite: NonFiniteSides { a: c.a.trace.first_non_finite(), b: c.b.trace.first_non_finite() },
         }
+    }
+
+    /// One sentence per side that produced a NaN or an infinity: where it first appeared.
+    pub fn non_finite_lines(&self) -> Vec<String> {
+        [("A", &self.a.text, &self.non_finite.a), ("B", &self.b.text, &self.non_finite.b)]
+            .into_iter()
+            .filter_map(|(side, text, f)| {
+                let f = f.as_ref()?;
+                Some(format!(
+                    "{side} (`{text}`) produces {} first at `{}` ({}) of position {} (token {}), element {}; \
+                     {} stage value{} at {} position{} hold NaN or Inf. The comparison goes on over the finite values.",
+                    f.value.unwrap_or("a NaN or an Inf"),
+                    f.name,
+                    stage_place(f.layer, f.stage),
+                    f.position,
+                    f.token,
+                    f.index,
+                    f.stages,
+                    if f.stages == 1 { "" } else { "s" },
+                    f.positions,
+                    if f.positions == 1 { "" } else { "s" },
+                ))
+            })
+            .collect()
     }
 
     pub fn agrees(&self) -> bool {
@@ -363,6 +398,9 @@ impl Report {
         let verdict = if self.agrees() { "agree" } else { "diverge" };
         let _ = writeln!(o, "## paritylab: `{}` vs `{}`: the paths {verdict}\n", self.b.text, self.a.text);
         let _ = writeln!(o, "**{}**\n", self.verdict_line());
+        for line in self.non_finite_lines() {
+            let _ = writeln!(o, "**NaN/Inf:** {line}\n");
+        }
         if let Some(e) = &self.explain {
             let _ = writeln!(
                 o,

@@ -113,3 +113,29 @@ test('a crashed engine is noticed and restarted with the model and the settings 
   assert.deepEqual(page.problems.filter((p) => !/unreachable|abort|RuntimeError/i.test(p)), []);
   await page.close();
 });
+
+test('a NaN is reported where it first appears, and the comparison goes on', async () => {
+  const page = await openPage(ctx.browser, ctx.isolated.url);
+  // Weights from -100 to 100 push layer 0's attention scores past exp()'s range: the naive softmax
+  // (B) divides inf by inf, the max-subtracted one (A) stays finite.
+  await page.selectOption('#synth-form select[name=arch]', 'llama');
+  await page.fill('#synth-form input[name=lo]', '-100');
+  await page.fill('#synth-form input[name=hi]', '100');
+  await page.click('#synth-form button[type=submit]');
+  await waitIdle(page);
+  await page.fill('#path-a', 'hf');
+  await page.fill('#path-b', 'hf,softmax=naive');
+  await page.click('#compare-button');
+  await waitIdle(page);
+  assert.equal(await page.isVisible('#non-finite'), true);
+  assert.equal(await page.getAttribute('#non-finite', 'data-sides'), 'b');
+  const text = await page.textContent('#non-finite');
+  assert.match(text, /B produces NaN \(hf,softmax=naive\) first at blk\.0\.kq_softmax \(layer 0, stage kq_softmax\) of position 0/);
+  assert.match(text, /The comparison goes on over the finite values/);
+  // The comparison itself went on: a verdict, the per-position chart, the top tokens.
+  assert.equal(await page.getAttribute('#verdict', 'data-verdict'), 'diverge');
+  assert.ok((await page.locator('#topk tbody tr').count()) > 0);
+  await shot(page, 'limits-nan-reported');
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});

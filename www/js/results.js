@@ -131,7 +131,25 @@ export class Results {
     return text ? `${id} ${text}` : String(id);
   }
 
+  /** Where each side first produced a NaN or an infinity (the comparison goes on around them). */
+  renderNonFinite() {
+    const r = this.report;
+    const box = $('#non-finite', this.root);
+    const sides = ['a', 'b'].filter((s) => r.non_finite?.[s]);
+    box.hidden = sides.length === 0;
+    box.dataset.sides = sides.join(',');
+    replace(box, ...sides.map((side) => {
+      const f = r.non_finite[side];
+      const what = f.value ?? 'a NaN or an Inf';
+      return el('p', {},
+        el('strong', {}, `${side.toUpperCase()} produces ${what}`), ' (', el('code', {}, r[side].text), ') first at ',
+        el('code', {}, f.name), ` (${f.layer === null ? '' : `layer ${f.layer}, `}stage ${f.stage}) of position ${f.position} (token ${this.tokenLabel(f.token)}), element ${f.index}; `,
+        `${f.stages} stage value${f.stages === 1 ? '' : 's'} at ${f.positions} position${f.positions === 1 ? '' : 's'} hold NaN or Inf. The comparison goes on over the finite values.`);
+    }));
+  }
+
   renderVerdict() {
+    this.renderNonFinite();
     const r = this.report;
     const box = $('#verdict', this.root);
     box.className = `verdict ${r.verdict}`;
