@@ -252,3 +252,47 @@ fn seed_corpora_run_cleanly() {
         }
     }
 }
+
+/// Offsets to cut or corrupt an input of `len` bytes at: every one for small inputs, evenly
+/// spread up to `most` otherwise (plus the first and last 64, where headers and ends are).
+fn offsets(len: usize, most: usize) -> Vec<usize> {
+    let step = len.div_ceil(most).max(1);
+    let mut v: Vec<usize> = (0..len).step_by(step).chain(0..len.min(64)).chain(len.saturating_sub(64)..len).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// The hostile-input set built from every seed of every target (GGUF files and headers, share
+/// links, dumps, texts and token ids, path specs): truncated at every offset, and with bytes
+/// overwritten (lying counts, dims, offsets and lengths, unknown type ids, broken UTF-8, damaged
+/// compressed streams). Each must finish without a panic within the allocation budget.
+#[test]
+fn truncated_and_corrupted_seeds_run_cleanly() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut n = 0;
+    for (target, name, data) in seeds() {
+        // A whole GGUF also runs a tiny forward pass: fewer cuts (hostile_inputs.rs cuts one at
+        // every offset through the parser alone).
+        let most = if target == "gguf_file" { 96 } else { 1024 };
+        for cut in offsets(data.len(), most) {
+            let used = run(target, &data[..cut]);
+            assert!(used <= budget(target, cut), "{target}/{name} cut at {cut}: allocated {used}");
+            n += 1;
+        }
+        for at in offsets(data.len(), most / 2) {
+            for byte in [0xff, 0x00, 0x7f, 0x80] {
+                let mut bad = data.clone();
+                if bad[at] == byte {
+                    continue;
+                }
+                bad[at] = byte;
+                let used = run(target, &bad);
+                assert!(used <= budget(target, bad.len()), "{target}/{name} byte {at} = {byte:#x}: allocated {used}");
+                n += 1;
+            }
+        }
+    }
+    eprintln!("{n} hostile inputs run");
+    assert!(n > 10_000, "only {n} hostile inputs");
+}
