@@ -105,6 +105,13 @@ impl Tokenizer {
             .as_gstr()
             .map(|s| s.lossy().into_owned())
             .ok_or_else(|| Error::input("tokenizer.ggml.model is not a string"))?;
+        // Counts first, before any string is copied: at most 2^24 tokens (the embedding's limit)
+        // and as many merges.
+        for key in ["tokenizer.ggml.tokens", "tokenizer.ggml.merges"] {
+            if let Some(n) = g.get(key).and_then(Value::as_array).map(|a| a.len()).filter(|&n| n > 1 << 24) {
+                return Err(Error::input(format!("{key} has {n} entries; paritylab reads at most 2^24")));
+            }
+        }
         let tokens: Vec<String> = string_array(g, "tokenizer.ggml.tokens")?
             .ok_or_else(|| Error::input("tokenizer.ggml.tokens is missing: the vocabulary is empty"))?;
         if tokens.is_empty() || tokens.len() > 1 << 24 {
