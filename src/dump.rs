@@ -69,5 +69,32 @@ pub fn write(trace: &Trace, info: &DumpInfo<'_>) -> Result<Vec<u8>> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    safetensors::serialize(views, Some(metadata)).map_err(|e| Error::input(format!("cannot write the dump: {e}")))
+    let file = safetensors::serialize(views, Some(metadata))
+        .map_err(|e| Error::input(format!("cannot write the dump: {e}")))?;
+    Ok(sorted_metadata(file))
+}
+
+/// The same file with its `__metadata__` keys in sorted order (the safetensors writer takes them
+/// from a HashMap, whose order changes from run to run): one trace, one dump, byte for byte. The
+/// header keeps its length (same keys and values, another order).
+fn sorted_metadata(mut file: Vec<u8>) -> Vec<u8> {
+    let Some(n) = file.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_le_bytes) else {
+        return file;
+    };
+    let Some(end) = usize::try_from(n).ok().and_then(|n| n.checked_add(8)).filter(|&e| e <= file.len()) else {
+        return file;
+    };
+    let Ok(mut header) = serde_json::from_slice::<serde_json::Value>(&file[8..end]) else { return file };
+    if let Some(serde_json::Value::Object(meta)) = header.get_mut("__metadata__") {
+        let sorted: std::collections::BTreeMap<String, serde_json::Value> = std::mem::take(meta).into_iter().collect();
+        meta.extend(sorted);
+    }
+    match serde_json::to_vec(&header) {
+        Ok(text) if 8 + text.len() <= end => {
+            file[8..8 + text.len()].copy_from_slice(&text);
+            file[8 + text.len()..end].fill(b' ');
+            file
+        }
+        _ => file,
+    }
 }

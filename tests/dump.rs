@@ -19,7 +19,14 @@ fn a_dump_holds_every_stage_with_its_metadata() {
         let trace = forward(&model, &spec, &tokens, None).unwrap();
         let sha = sha256_hex(&bytes);
         let file = write(&trace, &DumpInfo { path: &spec, model_sha256: &sha, architecture: "qwen3" }).unwrap();
+        // One trace, one file, byte for byte (the metadata's keys come out sorted).
+        let again = write(&trace, &DumpInfo { path: &spec, model_sha256: &sha, architecture: "qwen3" }).unwrap();
+        assert!(file == again, "{preset}: two dumps of one trace differ");
         let st = SafeTensors::deserialize(&file).unwrap();
+        let n = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
+        let header: serde_json::Value = serde_json::from_slice(&file[8..8 + n]).unwrap();
+        let keys: Vec<&String> = header["__metadata__"].as_object().unwrap().keys().collect();
+        assert!(keys.len() == 7 && keys.is_sorted(), "{keys:?}");
         assert_eq!(st.len(), trace.ids().len());
         for &id in trace.ids() {
             let t = st.tensor(&id.name()).unwrap();
