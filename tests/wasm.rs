@@ -83,6 +83,43 @@ async fn load_returns_what_inspect_json_prints() {
 }
 
 #[wasm_bindgen_test]
+async fn a_file_loaded_in_pieces_equals_one_loaded_whole_and_is_planned_from_its_header() {
+    ready().await;
+    let whole = json(&Session::new().load(GQA_Q8.to_vec()).unwrap());
+    let mut s = Session::new();
+    s.begin_load(GQA_Q8.len() as f64).unwrap();
+    for piece in GQA_Q8.chunks(1000) {
+        s.load_chunk(piece).unwrap();
+    }
+    assert_eq!(json(&s.finish_load().unwrap()), whole);
+    // Too many bytes, too few, or nothing announced: clear errors, no model.
+    s.begin_load(10.0).unwrap();
+    assert!(message(s.load_chunk(&GQA_Q8[..11]).unwrap_err()).contains("grew"));
+    s.begin_load(GQA_Q8.len() as f64).unwrap();
+    s.load_chunk(&GQA_Q8[..100]).unwrap();
+    assert!(message(s.finish_load().unwrap_err()).contains("only 100 of the file's"));
+    assert!(message(s.finish_load().unwrap_err()).contains("no file is being loaded"));
+    assert!(message(s.begin_load(5e9).unwrap_err()).contains("not enough memory for loading this file"));
+
+    // The header from the first bytes: asks for more while it goes on, then the estimate.
+    let g = Gguf::parse(GQA_Q8).unwrap();
+    let request =
+        js_sys::JSON::parse(r#"{"a": "hf", "b": "llama.cpp", "prompt": [1, 2, 3], "capture": "full"}"#).unwrap();
+    let size = GQA_Q8.len() as f64;
+    let more = json(&paritylab::wasm::plan_load(&GQA_Q8[..64], size, request.clone()).unwrap());
+    assert!(more["more"].as_f64().is_some_and(|n| n > 64.0), "{more}");
+    let header = &GQA_Q8[..g.data_offset as usize];
+    let plan = json(&paritylab::wasm::plan_load(header, size, request).unwrap());
+    assert_eq!(plan["estimate"]["fits"], true);
+    assert_eq!(plan["estimate"]["parts"][0]["bytes"].as_f64(), Some(size));
+    let bad = js_sys::JSON::parse(r#"{"capture": "some"}"#).unwrap();
+    assert!(message(paritylab::wasm::plan_load(header, size, bad).unwrap_err()).contains("load plan"));
+    // A declared size the tensors do not fit in is the header's own error.
+    let err = message(paritylab::wasm::plan_load(header, header.len() as f64, JsValue::UNDEFINED).unwrap_err());
+    assert!(err.contains("tensor") && err.contains("file"), "{err}");
+}
+
+#[wasm_bindgen_test]
 async fn errors_carry_the_library_messages_and_the_session_recovers() {
     ready().await;
     let mut s = Session::new();
@@ -227,7 +264,7 @@ async fn run_with_capture_stats_decodes_and_keeps_statistics() {
     }
     let both = json(&s.trace_estimate("hf", Some("oracle-f64".into()), ids(&[1, 2, 3]), 0).unwrap());
     let want = paritylab::diff::estimate_bytes(
-        &model,
+        &shape,
         (&hf, 3),
         (&paritylab::path::PathSpec::preset("oracle-f64").unwrap(), 3),
         Capture::Full,
@@ -469,7 +506,7 @@ fn actq_simd_equals_scalar_and_llama_cpp() {
 fn f32_simd_kernels_equal_their_scalar_twins() {
     use paritylab::ops::dot::{dot4_f32, dot_f32, dot_f32_scalar};
     use paritylab::quant::{dequantize_row, fast::dequantize_row_fast, SUPPORTED};
-    assert!(paritylab::ops::simd::VECTOR);
+    const { assert!(paritylab::ops::simd::VECTOR) };
     let mut state = 7u64;
     let mut next = move || {
         state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
