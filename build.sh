@@ -3,7 +3,7 @@
 #   ./build.sh serve   build everything and serve the page on http://127.0.0.1:8080/
 #   ./build.sh test    run every test suite (native, wasm in headless Chromium, page end to end)
 # Other commands: setup, build, wasm, models (fetch SmolLM2 for the tests), bench (BENCHMARKS.md),
-# fuzz [SECONDS] (each fuzz target for SECONDS, default 600), dist (the static site), help.
+# fuzz [SECONDS [TARGET...]] (each fuzz target, or those named, for SECONDS, default 600), dist (the static site), help.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -255,6 +255,15 @@ fuzz_max_len() {
 }
 cmd_fuzz() {
   local seconds=${1:-600}
+  shift || true
+  local targets=("${FUZZ_TARGETS[@]}")
+  if [ $# -gt 0 ]; then
+    targets=("$@")
+    for t in "${targets[@]}"; do
+      [[ " ${FUZZ_TARGETS[*]} " == *" $t "* ]] || die "fuzz: unknown target $t (targets: ${FUZZ_TARGETS[*]})"
+    done
+  fi
+  [[ "$seconds" =~ ^[0-9]+$ ]] || die "fuzz: SECONDS must be a whole number, not $seconds"
   cmd_setup
   command -v cargo-fuzz >/dev/null || { log "fuzz: cargo-fuzz (a few minutes, once)"; cargo install cargo-fuzz --locked; }
   local work=.cache/fuzz
@@ -263,7 +272,7 @@ cmd_fuzz() {
   PARITYLAB_FUZZ_SEEDS="$work/seeds" cargo test --release --quiet --test fuzz_regressions seed_corpora
   mkdir -p "$work/logs" artifacts/fuzz
   local failed=() summary=()
-  for t in "${FUZZ_TARGETS[@]}"; do
+  for t in "${targets[@]}"; do
     mkdir -p "$work/corpus/$t" "fuzz/artifacts/$t"
     cp -n "$work/seeds/$t/"* "$work/corpus/$t/"
     log "fuzz: $t for $seconds s"
@@ -276,7 +285,8 @@ cmd_fuzz() {
     local runs rate
     runs=$(awk '/stat::number_of_executed_units:/ { print $2 }' "$work/logs/$t.log" | tail -1)
     rate=$(awk '/stat::average_exec_per_sec:/ { print $2 }' "$work/logs/$t.log" | tail -1)
-    summary+=("$t: ${runs:-?} executions, ${rate:-?}/s, corpus $(ls "$work/corpus/$t" | wc -l), exit $rc")
+    summary+=("$t: ${runs:-?} executions in $seconds s, ${rate:-?}/s, corpus $(ls "$work/corpus/$t" | wc -l), exit $rc")
+    echo "${summary[-1]} ($(date -u +%FT%TZ))" >"artifacts/fuzz/$t.txt"
     if [ "$rc" != 0 ]; then
       failed+=("$t")
       mkdir -p "tests/fuzz/$t"
@@ -284,7 +294,9 @@ cmd_fuzz() {
       grep -m1 -A12 -E 'panicked|ERROR: libFuzzer|==ERROR' "$work/logs/$t.log" >&2 || tail -20 "$work/logs/$t.log" >&2
     fi
   done
-  printf '%s\n' "${summary[@]}" | tee artifacts/fuzz/summary.txt
+  printf '%s\n' "${summary[@]}"
+  # The latest run of every target (a run may name only some).
+  for t in "${FUZZ_TARGETS[@]}"; do cat "artifacts/fuzz/$t.txt" 2>/dev/null || true; done >artifacts/fuzz/summary.txt
   [ ${#failed[@]} = 0 ] || die "fuzz: findings in ${failed[*]} (inputs copied to tests/fuzz/; logs in $work/logs)"
   log "fuzz: no crash, hang or allocation over the limits"
 }
@@ -301,7 +313,7 @@ case "${1:-help}" in
   serve) shift; cmd_serve "$@" ;;
   test) cmd_test ;;
   bench) cmd_bench ;;
-  fuzz) cmd_fuzz "${2:-600}" ;;
+  fuzz) shift; cmd_fuzz "${1:-600}" "${@:2}" ;;
   dist) cmd_dist ;;
   help|-h|--help) usage ;;
   *) usage; die "unknown command: $1" ;;
