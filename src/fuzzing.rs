@@ -21,6 +21,18 @@ use crate::trace::Capture;
 /// `tests/fuzz/`).
 pub const TARGETS: [&str; 6] = ["gguf_file", "gguf_header", "tokenizer", "share_state", "dump_files", "path_spec"];
 
+/// The most a target may allocate (in total, over one input) for an input of `len` bytes: the
+/// GGUF and dump targets keep what they read as views and build bookkeeping proportional to it
+/// (the forward pass of a tiny model, its trace and a tokenizer built from the file's vocabulary
+/// add a few MiB); the others work on text. Never in proportion to what an input claims: the
+/// fuzzers (a counting allocator in `fuzz/fuzz_targets/budget.rs`) and `cargo test` enforce it.
+pub fn budget(target: &str, len: usize) -> usize {
+    match target {
+        "gguf_file" | "dump_files" => 24 * len + (16 << 20),
+        _ => 64 * len + (4 << 20),
+    }
+}
+
 /// A whole GGUF file: parse it, describe it, read the model and its tokenizer, and run a tiny
 /// forward pass when the model is small enough to run in a moment.
 pub fn gguf_file(data: &[u8]) {

@@ -86,14 +86,9 @@ fn run(target: &str, data: &[u8]) -> usize {
     ALLOCATED.load(Ordering::SeqCst)
 }
 
-/// Allocation allowed for an input of `len` bytes. The GGUF and dump targets keep what they read
-/// as views and build bookkeeping proportional to it (the forward pass of a tiny model, its
-/// trace and a tokenizer built from the file's vocabulary add a few MiB); the others work on text.
+/// Allocation allowed for an input of `len` bytes (the fuzzers' limit too).
 fn budget(target: &str, len: usize) -> usize {
-    match target {
-        "gguf_file" | "dump_files" => 24 * len + (16 << 20),
-        _ => 64 * len + (4 << 20),
-    }
+    fuzzing::budget(target, len)
 }
 
 fn regression_dir() -> PathBuf {

@@ -1,3 +1,5 @@
 #![no_main]
 //! See `paritylab::fuzzing::gguf_file`.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| paritylab::fuzzing::gguf_file(data));
+mod budget;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| budget::within("gguf_file", data, || paritylab::fuzzing::gguf_file(data)));

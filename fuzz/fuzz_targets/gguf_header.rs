@@ -1,3 +1,5 @@
 #![no_main]
 //! See `paritylab::fuzzing::gguf_header`.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| paritylab::fuzzing::gguf_header(data));
+mod budget;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| budget::within("gguf_header", data, || paritylab::fuzzing::gguf_header(data)));

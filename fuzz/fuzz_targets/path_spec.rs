@@ -1,3 +1,5 @@
 #![no_main]
 //! See `paritylab::fuzzing::path_spec`.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| paritylab::fuzzing::path_spec(data));
+mod budget;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| budget::within("path_spec", data, || paritylab::fuzzing::path_spec(data)));

@@ -1,3 +1,5 @@
 #![no_main]
 //! See `paritylab::fuzzing::share_state`.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| paritylab::fuzzing::share_state(data));
+mod budget;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| budget::within("share_state", data, || paritylab::fuzzing::share_state(data)));
