@@ -30,7 +30,11 @@ export class Engine {
   }
 
   /** The worker is unusable: fail every pending call, start a fresh worker, tell the page. */
-  crashed(reason) {
+  crashed(raw) {
+    // wasm's own words for a trap say little: say what it usually means.
+    const reason = /unreachable/i.test(raw)
+      ? 'it trapped inside WebAssembly: an allocation the browser refused, or a bug'
+      : /memory/i.test(raw) ? `it ran out of memory: ${raw}` : raw;
     this.crashes += 1;
     this.worker.terminate();
     const err = new CrashedError(reason);
