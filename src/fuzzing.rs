@@ -8,6 +8,7 @@
 //! prints back to itself), so the fuzzers also look for wrong answers, not only crashes.
 #![doc(hidden)]
 
+use crate::error::Result;
 use crate::forward::Runner;
 use crate::gguf::Gguf;
 use crate::import::{self, DumpFile, ImportOptions, ModelShape};
@@ -25,7 +26,7 @@ pub const TARGETS: [&str; 6] = ["gguf_file", "gguf_header", "tokenizer", "share_
 /// GGUF and dump targets keep what they read as views and build bookkeeping proportional to it
 /// (the forward pass of a tiny model, its trace and a tokenizer built from the file's vocabulary
 /// add a few MiB); the others work on text. Never in proportion to what an input claims: the
-/// fuzzers (a counting allocator in `fuzz/fuzz_targets/budget.rs`) and `cargo test` enforce it.
+/// fuzzers and `cargo test` enforce it (with the counting allocator of `tests/common/counting_alloc.rs`).
 pub fn budget(target: &str, len: usize) -> usize {
     match target {
         "gguf_file" | "dump_files" => 24 * len + (16 << 20),
@@ -81,8 +82,34 @@ pub fn gguf_header(data: &[u8]) {
 
 /// The tokenizers `tokenizer` fuzzes: those of the reference models (Qwen's byte-level BPE with a
 /// 64-token and the real 151,936-token vocabulary, and Llama's SentencePiece).
-pub const TOKENIZER_FILES: [&str; 3] =
+const TOKENIZER_FILES: [&str; 3] =
     ["gguf/qwen3_tiny_tied.q8_0.gguf", "gguf/llama_small.q8_0.gguf", "gguf/qwen3_realvocab.q8_0.gguf"];
+
+/// The model whose shape `dump_files` imports against.
+const SHAPE_FILE: &str = "gguf/qwen3_tiny_tied.q8_0.gguf";
+
+/// What the `tokenizer` and `dump_files` targets run against, built once (outside any allocation
+/// count) by the fuzzers and by `cargo test` alike.
+pub struct Fixtures {
+    pub tokenizers: Vec<Tokenizer>,
+    pub shape: ModelShape,
+}
+
+impl Fixtures {
+    /// Build them from the reference files, `read(path)` giving the bytes of
+    /// `../shared/reference/<path>`.
+    ///
+    /// # Errors
+    /// A reference file that does not parse or has no vocabulary.
+    pub fn build(read: impl Fn(&str) -> Vec<u8>) -> Result<Fixtures> {
+        let tokenizers = TOKENIZER_FILES
+            .iter()
+            .map(|f| Model::from_bytes(&read(f))?.require_tokenizer().cloned())
+            .collect::<Result<_>>()?;
+        let shape = ModelShape::of(&Model::from_bytes(&read(SHAPE_FILE))?);
+        Ok(Fixtures { tokenizers, shape })
+    }
+}
 
 /// Encode and decode with one of `tokenizers`. Input: a byte choosing the tokenizer and the options,
 /// then text (as UTF-8, lossily) or, for decoding, token ids (little-endian u32s).

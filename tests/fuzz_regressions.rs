@@ -8,72 +8,29 @@
 
 mod common;
 
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
+
+use counting_alloc::SERIAL;
 use paritylab::forward::Runner;
-use paritylab::fuzzing::{self, TARGETS, TOKENIZER_FILES};
+use paritylab::fuzzing::{self, budget, Fixtures, TARGETS};
 use paritylab::gguf::Gguf;
-use paritylab::import::ModelShape;
 use paritylab::model::Model;
 use paritylab::path::PathSpec;
 use paritylab::share::State;
-use paritylab::tokenizer::Tokenizer;
 use paritylab::trace::Capture;
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
-
-/// Counts the bytes allocated while `COUNTING` is on (one input at a time: `SERIAL`).
-struct Counting;
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
-static SERIAL: Mutex<()> = Mutex::new(());
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        // SAFETY: forwarding the caller's layout to the system allocator unchanged.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// What the tokenizer and dump targets run against (built once, outside the measurements).
-struct Fixtures {
-    tokenizers: Vec<Tokenizer>,
-    shape: ModelShape,
-}
+use std::sync::OnceLock;
 
 fn fixtures() -> &'static Fixtures {
     static F: OnceLock<Fixtures> = OnceLock::new();
-    F.get_or_init(|| {
-        let tokenizers = TOKENIZER_FILES
-            .iter()
-            .map(|f| {
-                let bytes = common::read_reference(f);
-                let g = Gguf::parse(&bytes).unwrap();
-                Tokenizer::from_gguf(&g).unwrap().unwrap()
-            })
-            .collect();
-        let bytes = common::read_reference("gguf/qwen3_tiny_tied.q8_0.gguf");
-        let shape = ModelShape::of(&Model::from_bytes(&bytes).unwrap());
-        Fixtures { tokenizers, shape }
-    })
+    F.get_or_init(|| Fixtures::build(common::read_reference).unwrap())
 }
 
 /// Run one target on one input; returns the bytes it allocated.
 fn run(target: &str, data: &[u8]) -> usize {
     let f = fixtures();
-    ALLOCATED.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
-    match target {
+    let ((), used) = counting_alloc::measure(|| match target {
         "gguf_file" => fuzzing::gguf_file(data),
         "gguf_header" => fuzzing::gguf_header(data),
         "tokenizer" => fuzzing::tokenizer(&f.tokenizers, data),
@@ -81,14 +38,8 @@ fn run(target: &str, data: &[u8]) -> usize {
         "dump_files" => fuzzing::dump_files(&f.shape, data),
         "path_spec" => fuzzing::path_spec(data),
         other => panic!("unknown fuzz target {other}"),
-    }
-    COUNTING.store(false, Ordering::SeqCst);
-    ALLOCATED.load(Ordering::SeqCst)
-}
-
-/// Allocation allowed for an input of `len` bytes (the fuzzers' limit too).
-fn budget(target: &str, len: usize) -> usize {
-    fuzzing::budget(target, len)
+    });
+    used.total
 }
 
 fn regression_dir() -> PathBuf {

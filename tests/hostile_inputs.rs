@@ -2,46 +2,16 @@
 //! small multiple of the bytes actually present, whatever the file claims.
 
 mod common;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
+use counting_alloc::SERIAL;
 use paritylab::gguf::Gguf;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
-
-/// Counts bytes allocated while `COUNTING` is on.
-struct Counting;
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
-/// Tests in this binary measure one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
-            LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
-        }
-        // SAFETY: forwarding the caller's layout to the system allocator unchanged.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 /// Parse `bytes`, returning (ok, total bytes allocated, largest single allocation).
 fn measured_parse(bytes: &[u8]) -> (Result<(), String>, usize, usize) {
-    ALLOCATED.store(0, Ordering::SeqCst);
-    LARGEST.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
-    let result = Gguf::parse(bytes).map(|_| ()).map_err(|e| e.to_string());
-    COUNTING.store(false, Ordering::SeqCst);
-    (result, ALLOCATED.load(Ordering::SeqCst), LARGEST.load(Ordering::SeqCst))
+    let (result, used) = counting_alloc::measure(|| Gguf::parse(bytes).map(|_| ()).map_err(|e| e.to_string()));
+    (result, used.total, used.largest)
 }
 
 /// Allocations allowed for a parse of `len` bytes: bookkeeping proportional to the real size (a

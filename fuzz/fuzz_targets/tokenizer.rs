@@ -3,13 +3,8 @@
 mod budget;
 mod fixtures;
 
-use paritylab::tokenizer::Tokenizer;
-use std::sync::OnceLock;
-
-static TOKENIZERS: OnceLock<Vec<Tokenizer>> = OnceLock::new();
-
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     // The fixtures are built once, outside the count.
-    let tokenizers = TOKENIZERS.get_or_init(fixtures::tokenizers);
+    let tokenizers = &fixtures::get().tokenizers;
     budget::within("tokenizer", data, || paritylab::fuzzing::tokenizer(tokenizers, data))
 });
