@@ -313,7 +313,7 @@ case "${1:-help}" in
   serve) shift; cmd_serve "$@" ;;
   test) cmd_test ;;
   bench) cmd_bench ;;
-  fuzz) shift; cmd_fuzz "${1:-600}" "${@:2}" ;;
+  fuzz) shift; cmd_fuzz "$@" ;;
   dist) cmd_dist ;;
   help|-h|--help) usage ;;
   *) usage; die "unknown command: $1" ;;

@@ -157,10 +157,10 @@ impl Session {
     pub fn begin_load(&mut self, size: f64) -> Result<(), JsError> {
         self.drop_model();
         self.incoming = None;
-        let bytes = size as u64;
         if !(size >= 0.0 && size.fract() == 0.0) {
             return Err(JsError::new(&format!("file size {size} is not a byte count")));
         }
+        let bytes = size as u64;
         let held = self.dumps_bytes();
         let parts = vec![
             crate::memory::Part { what: "the file".into(), bytes, lever: "model" },

@@ -40,7 +40,7 @@ const app = {
 
 const inspector = new Inspector($('#model'), { onSelectTensor: (name) => engine.call('tensor_stats', { name }) });
 const source = new SourcePanel($('#source'), {
-  onLoad: (src) => act(() => loadSource(src, { compareAfter: true })),
+  onLoad: (src) => act(() => loadSource(src, { after: 'compare' })),
   // Qwen3-0.6B's shape: big, so it is run (timed, with per-stage statistics) rather than compared.
   onQwen3: () => act(async () => {
     setCapture('stats', { chosen: true, note: 'Capture is set to stats for the Qwen3-0.6B-shaped model: per-stage summaries keep a run of a model this size fast and small. Choose full to keep every value.' });
@@ -49,7 +49,7 @@ const source = new SourcePanel($('#source'), {
   }),
   // A GGUF dropped anywhere is the model; anything else is a dump.
   onDrop: async (files) => {
-    if (files.length === 1 && (await isGguf(files[0]))) act(() => loadSource({ file: files[0] }, { compareAfter: true }));
+    if (files.length === 1 && (await isGguf(files[0]))) act(() => loadSource({ file: files[0] }, { after: 'compare' }));
     else dumps.addFiles(files);
   },
 });
@@ -281,7 +281,7 @@ async function reload() {
   if (!src) return;
   showProgress('Reloading the model…');
   try {
-    await loadSource(src, { compareAfter: false, quiet: true });
+    await loadSource(src, { quiet: true });
     await dumps.restore();
   } catch (err) {
     showError(`The model could not be reloaded into the restarted engine: ${err.message}`);
@@ -351,8 +351,12 @@ async function loadBlob(blob, name, request) {
   return loaded.info;
 }
 
-/** Load a model from `src` ({synth: text} | {file: File} | {url: text}); returns the inspection. */
-async function loadSource(src, { compareAfter = false, quiet = false, after = compareAfter ? 'compare' : null } = {}) {
+/**
+ * Load a model from `src` ({synth: text} | {file: File} | {url: text}); returns the inspection.
+ * `after` ('compare', 'run' or null) is what the page does next: the engine checks that the model
+ * and that work fit before reading anything, and 'compare' starts the comparison.
+ */
+async function loadSource(src, { after = null, quiet = false } = {}) {
   const request = loadIntent(after);
   let info;
   let title;
@@ -424,7 +428,7 @@ async function loadSource(src, { compareAfter = false, quiet = false, after = co
   $('#show-details').disabled = false;
   $('#download-model').disabled = false;
   await describeModel(quiet);
-  if (compareAfter && app.runnable) await compare();
+  if (after === 'compare' && app.runnable) await compare();
   return info;
 }
 
@@ -645,8 +649,8 @@ async function applyState(state, { fromLink = false } = {}) {
   prompt.set(state.prompt);
   app.view = { position: state.view.position ?? null, stage: state.view.stage ?? null };
   const m = state.model;
-  if (m.synth !== undefined) return loadSource({ synth: m.synth }, { compareAfter: true });
-  if (m.url !== undefined) return loadSource({ url: m.url }, { compareAfter: true });
+  if (m.synth !== undefined) return loadSource({ synth: m.synth }, { after: 'compare' });
+  if (m.url !== undefined) return loadSource({ url: m.url }, { after: 'compare' });
   app.wanted = m.file;
   app.source = null;
   source.askForFile(m.file);

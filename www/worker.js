@@ -115,8 +115,6 @@ function handle(msg, progress) {
         return { value: { info, estimate: plan.estimate } };
       });
     }
-    case 'plan_file':
-      return planFile(msg.file, msg.request).then((plan) => ({ value: plan }));
     case 'abort_for_test':
       // Makes the engine trap as an allocation failure would: the page's crash handling is tested.
       engine.abort_for_test();

@@ -100,5 +100,4 @@ export class Engine {
       this.worker.postMessage({ id, type, ...payload }, transfer);
     });
   }
-
 }
